@@ -1,0 +1,3 @@
+from maskpipe.cli import main
+
+main()

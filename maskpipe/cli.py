@@ -1,0 +1,153 @@
+"""``maskpipe`` command line: ``run``, ``validate``, ``inspect``.
+
+Errors print as one line (``error: ...``) with a non-zero exit code per error class (see
+docs/operations.md); ``--debug`` shows tracebacks, which may contain data values.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import List, Optional
+
+import typer
+
+from maskpipe import __version__
+from maskpipe.errors import MaskpipeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Reproducible, private masking of fine-tuning data on Ray Data.")
+
+SET_HELP = "Override a config key: --set dotted.key=value (YAML scalar), repeatable."
+
+
+def _fail(e: BaseException, debug: bool) -> None:
+    if debug:
+        raise e
+    code = e.exit_code if isinstance(e, MaskpipeError) else 1
+    msg = str(e) if isinstance(e, MaskpipeError) else f"unexpected {type(e).__name__}; rerun with --debug"
+    typer.echo(f"error: {msg}", err=True)
+    raise typer.Exit(code)
+
+
+def _setup_logging(debug: bool, quiet: bool) -> None:
+    level = logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING)
+    logging.basicConfig(level=level, format="%(asctime)s maskpipe %(levelname)s %(message)s", stream=sys.stderr)
+
+
+@app.command()
+def run(
+    pipeline: str = typer.Argument(..., help="Pipeline YAML."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an output written with another config."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks and Ray logs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the output path."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run a pipeline: read, privacy-mask, training-mask, write shards + manifest + stats."""
+    _setup_logging(debug, quiet)
+    try:
+        from maskpipe.config import load_config
+        from maskpipe.engine import run as run_
+
+        cfg = load_config(pipeline, set_ or [])
+        res = run_(cfg, overwrite=overwrite, debug=debug)
+    except (MaskpipeError, KeyboardInterrupt) as e:
+        if isinstance(e, KeyboardInterrupt):
+            typer.echo("error: interrupted; finished shards are kept and a rerun resumes", err=True)
+            raise typer.Exit(130)
+        _fail(e, debug)
+        return
+    except Exception as e:  # noqa: BLE001
+        _fail(e, debug)
+        return
+    if json_out:
+        typer.echo(json.dumps({"output": res.output, "shards": res.shards, "samples_in": res.samples_in,
+                               "samples_out": res.samples_out, "bad": res.bad, "noop": res.noop,
+                               "seconds": round(res.seconds, 3)}))
+    elif quiet:
+        typer.echo(res.output)
+    else:
+        _summary(res)
+
+
+def _summary(res) -> None:
+    s = res.stats or {}
+    if res.noop:
+        typer.echo(f"already complete: {res.output} (same config; nothing to do)")
+    lines = [f"output   {res.output}",
+             f"manifest {res.output}/manifest.json",
+             f"stats    {res.output}/stats.json",
+             f"shards   {res.shards}" + (f" ({res.skipped_shards} reused)" if res.skipped_shards and not res.noop else ""),
+             f"samples  {res.samples_in} in, {res.samples_out} out, {res.bad} bad"]
+    for st in s.get("steps", []):
+        rr = st.get("realized_ratio")
+        lines.append(f"mask     [{st['index']}] {st['kind']:<9} {st['field']:<16} target {st['target_ratio']:.3f}  "
+                     f"realized {rr if rr is None else format(rr, '.4f')}  ({st['masked']}/{st['total']})")
+    priv = s.get("privacy") or {}
+    flat = _flatten(priv)
+    if flat:
+        lines.append("privacy  " + ", ".join(f"{k}={v}" for k, v in flat[:12]) + (" ..." if len(flat) > 12 else ""))
+    if not res.noop:
+        lines.append(f"time     {res.seconds:.1f} s ({res.samples_in / max(res.seconds, 1e-9):,.0f} rows/s)")
+    typer.echo("\n".join(lines))
+
+
+def _flatten(d, prefix: str = "") -> list:
+    out = []
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out += _flatten(v, f"{prefix}{k}." if not isinstance(v, (int, float)) else f"{prefix}{k}")
+    elif isinstance(d, (int, float)) and d:
+        out.append((prefix.rstrip("."), d))
+    return out
+
+
+@app.command()
+def validate(
+    pipeline: str = typer.Argument(..., help="Pipeline YAML."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """Check a pipeline YAML (every problem at once) without starting Ray."""
+    try:
+        from maskpipe.config import load_config
+
+        cfg = load_config(pipeline, set_ or [])
+    except MaskpipeError as e:
+        _fail(e, debug)
+        return
+    typer.echo(f"ok: {pipeline} ({len(cfg.masks)} mask step(s), output {cfg.output.path})")
+
+
+@app.command()
+def inspect(output: str = typer.Argument(..., help="An output folder (or its manifest.json).")) -> None:
+    """Summarise a published output: shards, samples, realized mask ratios."""
+    from maskpipe.io.store import OutputStore
+
+    path = output[: -len("/manifest.json")] if output.endswith("/manifest.json") else output
+    store = OutputStore(path)
+    manifest = store.read_json("manifest.json")
+    if manifest is None:
+        typer.echo(f"error: {path}: no manifest.json (the run is unfinished or this is not a maskpipe output)", err=True)
+        raise typer.Exit(4)
+    t = manifest["totals"]
+    typer.echo(f"{path}: {t['shards']} shards, {t['samples']} samples, {t['bytes']:,} bytes, "
+               f"maskpipe {manifest['maskpipe_version']}, seed {manifest['seed']}")
+    stats = store.read_json("stats.json") or {}
+    for st in stats.get("steps", []):
+        typer.echo(f"  [{st['index']}] {st['kind']} {st['field']}: realized {st['realized_ratio']} (target {st['target_ratio']})")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

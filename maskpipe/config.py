@@ -1,0 +1,433 @@
+"""Pipeline configuration: YAML loading, ``--set`` overrides and whole-config validation.
+
+Everything is validated before Ray starts, and every problem is reported at once with its YAML
+path, the line it came from and a hint (see :class:`maskpipe.errors.ConfigError`).
+
+Example:
+    >>> from maskpipe.config import load_config
+    >>> cfg = load_config("pipelines/demo.yaml", overrides=["seed=7"])  # doctest: +SKIP
+    >>> cfg.seed  # doctest: +SKIP
+    7
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from maskpipe.errors import ConfigError
+from maskpipe.maskers import MASKERS
+from maskpipe.privacy import PrivacyConfig
+
+FORMATS = ("parquet", "jsonl", "csv", "webdataset")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputConfig(_Model):
+    """``input:`` where samples come from.
+
+    Args:
+        path: a file, folder or glob; local or ``s3://``. Relative paths resolve against the
+            YAML file's folder.
+        format: ``parquet | jsonl | csv | webdataset``; inferred from the extension when absent.
+        key: the column that gives each sample a stable unique key (WebDataset input: the
+            tar's ``__key__``, leave it unset). Without a key column, samples are keyed by
+            input file and row (stable only while the input files stay the same).
+        csv_delimiter: field separator for CSV input.
+    """
+
+    path: str
+    format: Literal["parquet", "jsonl", "csv", "webdataset"] | None = None
+    key: str | None = None
+    csv_delimiter: str = Field(",", min_length=1, max_length=1)
+
+
+class OutputConfig(_Model):
+    """``output:`` where shards go.
+
+    Args:
+        path: output folder, local or ``s3://``.
+        shard_samples: samples (input rows) per shard.
+        shard_bytes: optional cap on a shard's size; shards are then cut at sample boundaries
+            when the next sample would pass it (deterministically, from the input order).
+    """
+
+    path: str
+    shard_samples: int = Field(10_000, gt=0, le=10_000_000)
+    shard_bytes: int | None = Field(None, gt=0)
+
+
+class ExecutionConfig(_Model):
+    """``execution:`` how the run is executed. None of these change the output bytes except
+    ``on_error``/``max_bad_fraction`` (which decide which samples are kept).
+
+    Args:
+        address: ``null`` (default) starts an embedded Ray instance on this machine; ``auto``
+            or ``ray://host:10001`` / ``host:6379`` joins an existing cluster.
+        parallelism: concurrent read/process/write tasks (default: the cluster's CPUs).
+        batch_size: rows per ``map_batches`` call.
+        gpus: GPUs per processing worker (0 = CPU only). Masks are identical on CPU and GPU.
+        on_error: ``fail`` stops at the first bad record; ``skip`` counts and drops;
+            ``quarantine`` counts, drops and writes locators to ``quarantine.jsonl``.
+        max_bad_fraction: with ``skip``/``quarantine``, fail the run when more than this share
+            of input records is bad.
+        s3_endpoint: endpoint override for ``s3://`` paths (else ``AWS_ENDPOINT_URL``).
+        progress: ``auto`` (bar on a terminal, periodic line otherwise), ``bar``, ``log``, ``off``.
+    """
+
+    address: str | None = None
+    parallelism: int | None = Field(None, gt=0)
+    batch_size: int = Field(1000, gt=0)
+    gpus: float = Field(0, ge=0)
+    on_error: Literal["fail", "skip", "quarantine"] = "fail"
+    max_bad_fraction: float | None = Field(None, ge=0, le=1)
+    s3_endpoint: str | None = None
+    progress: Literal["auto", "bar", "log", "off"] = "auto"
+
+
+MaskConfig = Annotated[
+    Union[tuple(m.Config for m in MASKERS.values())],  # type: ignore[misc]
+    Field(discriminator="kind"),
+]
+
+
+class PipelineConfig(_Model):
+    """The whole ``pipeline.yaml``. See docs/pipeline.md for every key with examples."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    seed: int = Field(0, ge=0, lt=2**63)
+    input: InputConfig
+    privacy: PrivacyConfig | None = None
+    masks: list[MaskConfig] = Field(default_factory=list)
+    output: OutputConfig
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+
+    @field_validator("privacy", mode="before")
+    @classmethod
+    def _empty_privacy(cls, v: Any) -> Any:
+        return None if v in (None, {}) else v
+
+    @field_validator("masks", mode="before")
+    @classmethod
+    def _null_masks(cls, v: Any) -> Any:
+        return [] if v is None else v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "PipelineConfig":
+        if self.input.format == "webdataset" and self.input.key not in (None, "__key__"):
+            raise ValueError("input.key: WebDataset input is keyed by the tar's __key__; remove input.key")
+        return self
+
+    def output_hash(self) -> str:
+        """sha256 of everything that can change the output bytes (not paths or parallelism)."""
+        from maskpipe import __version__
+
+        data = self.model_dump(mode="json")
+        data["input"].pop("path", None)
+        data["output"].pop("path", None)
+        ex = data.pop("execution")
+        data["on_error"] = ex["on_error"]
+        data["max_bad_fraction"] = ex["max_bad_fraction"]
+        data["maskpipe_version"] = __version__
+        for m in data.get("masks", []):
+            if m.get("tokenizer"):
+                m["tokenizer"] = _file_digest(m["tokenizer"])
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+def _file_digest(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return "sha256:" + hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return "missing:" + os.path.basename(path)
+
+
+# ----------------------------------------------------------------------------------- YAML
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
+
+    duplicates: list[str]
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            loader.duplicates.append(
+                f"line {line}: duplicate key '{key}' (first at line {seen[key]}); "
+                "YAML would silently keep only the last one, remove one of them"
+            )
+        else:
+            seen[key] = line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _line_index(text: str) -> dict[tuple, int]:
+    """Map each YAML path (tuple of keys / indexes) to its 1-based line number."""
+    lines: dict[tuple, int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: Any, path: tuple) -> None:
+        if node is None:
+            return
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                p = path + (k.value,)
+                lines[p] = k.start_mark.line + 1
+                walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    walk(root, ())
+    return lines
+
+
+def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
+    """Parse pipeline YAML text safely; returns the data and a path -> line index."""
+    loader = _UniqueKeyLoader(text)
+    loader.duplicates = []
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: {problem}; fix the YAML syntax") from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise ConfigError([f"{source}:{d}" for d in loader.duplicates])
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of keys (name, seed, input, ...)")
+    return data, _line_index(text)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``dotted.key=value`` overrides in place; values are parsed as YAML scalars.
+
+    A numeric part indexes a list (``masks.0.ratio=0.2``).
+    """
+    problems = []
+    for item in overrides:
+        if "=" not in item:
+            problems.append(f"--set {item!r}: expected dotted.key=value, e.g. --set seed=7")
+            continue
+        dotted, raw = item.split("=", 1)
+        parts = [p for p in dotted.strip().split(".")]
+        if not all(parts):
+            problems.append(f"--set {dotted}: empty key part; use e.g. output.path=out/x")
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node: Any = data
+        ok = True
+        for i, part in enumerate(parts[:-1]):
+            nxt = _child(node, part)
+            if nxt is _MISSING:
+                if isinstance(node, dict):
+                    node[part] = {}
+                    nxt = node[part]
+                else:
+                    problems.append(f"--set {dotted}: '{'.'.join(parts[:i + 1])}' does not exist")
+                    ok = False
+                    break
+            node = nxt
+        if not ok:
+            continue
+        last = parts[-1]
+        if isinstance(node, list):
+            if not last.isdigit() or int(last) >= len(node):
+                problems.append(f"--set {dotted}: no list item {last}")
+                continue
+            node[int(last)] = value
+        elif isinstance(node, dict):
+            node[last] = value
+        else:
+            problems.append(f"--set {dotted}: parent is not a mapping")
+    if problems:
+        raise ConfigError(problems)
+    return data
+
+
+_MISSING = object()
+
+
+def _child(node: Any, part: str) -> Any:
+    if isinstance(node, dict):
+        return node.get(part, _MISSING)
+    if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        return node[int(part)]
+    return _MISSING
+
+
+def _format_errors(err: ValidationError, data: dict, source: str, lines: dict[tuple, int]) -> list[str]:
+    problems = []
+    for e in err.errors(include_url=False, include_input=False):
+        loc = list(e["loc"])
+        # pydantic puts the discriminator tag in the path of union members: drop it
+        clean: list = []
+        node: Any = data
+        for part in loc:
+            if isinstance(node, dict) and part not in node and isinstance(part, str) and part in MASKERS:
+                continue
+            clean.append(part)
+            node = node.get(part) if isinstance(node, dict) else (
+                node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
+        path = ".".join(str(p) for p in clean)
+        line = None
+        for n in range(len(clean), -1, -1):
+            line = lines.get(tuple(clean[:n]))
+            if line:
+                break
+        where = f"{source}:{line}" if line else source
+        etype = e["type"]
+        if etype == "extra_forbidden":
+            parent = _parent_model(clean)
+            allowed = sorted(parent.model_fields) if parent else []
+            guess = difflib.get_close_matches(str(clean[-1]), allowed, n=1)
+            hint = f"did you mean '{guess[0]}'?" if guess else f"allowed keys: {', '.join(allowed)}"
+            problems.append(f"{where}: unknown key '{path}'; {hint}")
+        elif etype == "missing":
+            problems.append(f"{where}: missing required key '{path}'; add it (see docs/pipeline.md)")
+        elif etype == "union_tag_invalid" or etype == "union_tag_not_found":
+            problems.append(f"{where}: {path}: unknown mask kind; use one of: {', '.join(sorted(MASKERS))}")
+        else:
+            msg = e["msg"]
+            if msg.startswith("Value error, "):
+                msg = msg[len("Value error, "):]
+            problems.append(f"{where}: {path}: {msg}")
+    return problems
+
+
+def _parent_model(path: list) -> type[BaseModel] | None:
+    model: Any = PipelineConfig
+    for part in path[:-1]:
+        if isinstance(part, int):
+            continue
+        if model is None or not hasattr(model, "model_fields") or part not in model.model_fields:
+            return None
+        ann = model.model_fields[part].annotation
+        model = _first_model(ann)
+    if path and path[0] == "masks" and len(path) >= 3:
+        return None  # handled by the masker's own message
+    return model
+
+
+def _first_model(ann: Any) -> type[BaseModel] | None:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()) or ():
+        m = _first_model(arg)
+        if m is not None:
+            return m
+    return None
+
+
+def _resolve(path: str, base: Path) -> str:
+    if "://" in path:
+        return path
+    p = Path(os.path.expanduser(path))
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def _resolve_paths(data: dict, yaml_dir: Path, cwd: Path, overridden: set[str]) -> None:
+    def fix(section: Any, key: str, dotted: str) -> None:
+        if isinstance(section, dict) and isinstance(section.get(key), str):
+            base = cwd if dotted in overridden else yaml_dir
+            section[key] = _resolve(section[key], base)
+
+    fix(data.get("input"), "path", "input.path")
+    fix(data.get("output"), "path", "output.path")
+    masks = data.get("masks")
+    if isinstance(masks, list):
+        for i, m in enumerate(masks):
+            fix(m, "tokenizer", f"masks.{i}.tokenizer")
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None,
+                text: str | None = None) -> PipelineConfig:
+    """Load, override, resolve and validate a pipeline YAML.
+
+    Relative paths in the file resolve against the file's folder; relative paths given with
+    ``--set`` resolve against the current directory (where the user typed them).
+
+    Raises:
+        ConfigError: with every problem found, each naming its YAML key and line.
+    """
+    path = Path(path)
+    source = str(path)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: file not found; pass the path to a pipeline YAML") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{source}: not UTF-8 text; save the pipeline YAML as UTF-8") from None
+        except OSError as e:
+            raise ConfigError(f"{source}: cannot read ({e.strerror})") from None
+    data, lines = parse_yaml(text, source)
+    overrides = list(overrides or [])
+    apply_overrides(data, overrides)
+    overridden = {o.split("=", 1)[0].strip() for o in overrides if "=" in o}
+    _resolve_paths(data, path.parent.resolve(), Path.cwd(), overridden)
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, data, source, lines)) from None
+    problems = []
+    for i, m in enumerate(cfg.masks):
+        problems += [f"{source}:{lines.get(('masks', i), '?')}: masks.{i}.{p}" for p in MASKERS[m.kind].preflight(m)]
+    if cfg.privacy is not None:
+        from maskpipe.privacy import privacy_preflight
+
+        problems += [f"{source}: {p}" for p in privacy_preflight(cfg.privacy, "privacy")]
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def infer_format(path: str) -> str | None:
+    p = path.lower()
+    for suffix in (".gz", ".zst", ".zstd"):
+        if p.endswith(suffix):
+            p = p[: -len(suffix)]
+    if p.endswith((".parquet", ".pq")):
+        return "parquet"
+    if p.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if p.endswith((".csv", ".tsv")):
+        return "csv"
+    if p.endswith(".tar"):
+        return "webdataset"
+    return None
+
+
+__all__ = ["PipelineConfig", "InputConfig", "OutputConfig", "ExecutionConfig", "load_config",
+           "parse_yaml", "apply_overrides", "infer_format", "FORMATS"]

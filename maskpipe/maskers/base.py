@@ -1,0 +1,131 @@
+"""What every masker shares: the result type, ragged-array helpers and mask selection."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict
+
+from maskpipe import rng
+
+
+class MaskerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class MaskResult:
+    """The output of one masker on one batch.
+
+    Attributes:
+        table: the batch with the step's columns added or replaced.
+        masked: per-row number of masked positions (int64).
+        total: per-row number of positions that could be masked (int64).
+        bad: per-row bool, True where the row cannot be processed (``reason`` says why).
+    """
+
+    table: pa.Table
+    masked: np.ndarray
+    total: np.ndarray
+    bad: np.ndarray | None = None
+    reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class Masker:
+    """A frozen config plus resources loaded once; ``apply`` is a pure function of the batch
+    and the per-sample key hashes."""
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[MaskerConfig]]
+
+    def __init__(self, cfg: MaskerConfig, index: int, seed: int):
+        self.cfg = cfg
+        self.index = index
+        self.seed = seed
+
+    @classmethod
+    def preflight(cls, cfg: MaskerConfig) -> list[str]:
+        """Problems to report before any work starts (missing files, ...)."""
+        return []
+
+    def output_fields(self) -> list[str]:
+        return []
+
+    def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
+        raise NotImplementedError
+
+    def sseed(self, stream: int) -> np.uint64:
+        return rng.stream_seed(self.seed, self.index, stream)
+
+
+def column(table: pa.Table, name: str, yaml_key: str) -> pa.Array:
+    from maskpipe.errors import InputError
+
+    if name not in table.column_names:
+        raise InputError(f"{yaml_key}: the input has no column '{name}'; "
+                         f"columns are: {', '.join(c for c in table.column_names if not c.startswith('__'))}")
+    col = table.column(name)
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def ragged(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flatten a list array: (values, row_id per value, lengths per row). Nulls have length 0."""
+    if pa.types.is_fixed_size_list(arr.type):
+        lengths = np.full(len(arr), arr.type.list_size, dtype=np.int64)
+        if arr.null_count:
+            lengths[np.asarray(arr.is_null())] = 0
+        values = arr.flatten()
+    else:
+        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        values = arr.flatten()
+    row_id = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
+    return values, row_id, lengths
+
+
+def positions_in_row(lengths: np.ndarray) -> np.ndarray:
+    """0..len-1 for each row, concatenated (vectorised)."""
+    total = int(lengths.sum())
+    starts = np.cumsum(lengths) - lengths
+    return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
+
+
+def select(row_id: np.ndarray, pos: np.ndarray, eligible: np.ndarray, key_hash: np.ndarray,
+           ratio: float, sampling: str, select_seed: np.uint64, row_seed: np.uint64,
+           n_rows: int) -> np.ndarray:
+    """Choose masked positions.
+
+    ``bernoulli``: each eligible position independently with probability ``ratio``.
+    ``exact``: per row, ``floor(ratio * n + u)`` positions (u uniform per sample, so the
+    expected count is exactly ``ratio * n``), the ones with the smallest hash draws.
+    """
+    u = rng.uniform(key_hash[row_id], pos, select_seed)
+    if sampling == "bernoulli":
+        return (u < ratio) & eligible
+    n_elig = np.bincount(row_id[eligible], minlength=n_rows).astype(np.int64)
+    u_row = rng.uniform(key_hash, np.zeros(n_rows, dtype=np.int64), row_seed)
+    k = np.minimum(np.floor(ratio * n_elig + u_row).astype(np.int64), n_elig)
+    idx = np.flatnonzero(eligible)
+    order = idx[np.lexsort((u[idx], row_id[idx]))]
+    starts = np.cumsum(n_elig) - n_elig
+    rows_sorted = row_id[order]
+    rank = np.arange(len(order), dtype=np.int64) - starts[rows_sorted]
+    out = np.zeros(len(row_id), dtype=bool)
+    out[order[rank < k[rows_sorted]]] = True
+    return out
+
+
+def list_array(values: np.ndarray, lengths: np.ndarray, type_: pa.DataType | None = None) -> pa.Array:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    vals = pa.array(values, type=type_) if type_ is not None else pa.array(values)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), vals)
+
+
+def set_column(table: pa.Table, name: str, arr: pa.Array) -> pa.Table:
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, arr)
+    return table.append_column(name, arr)

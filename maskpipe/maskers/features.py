@@ -1,0 +1,89 @@
+"""``features``: the classic input mask X' = X * M on numeric array fields."""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field
+
+from maskpipe import rng
+from maskpipe.errors import InputError
+from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, column, list_array, positions_in_row, ragged, select, set_column
+
+
+class FeaturesConfig(MaskerConfig):
+    """Mask entries of a numeric array field.
+
+    Args:
+        field: a list / fixed-size-list column of numbers.
+        ratio: share of entries masked (alpha), 0..1.
+        fill: value written where masked (``X * M`` with fill 0 is the classic input mask).
+        sampling: ``exact`` (default: floor(ratio*n + u) entries per sample, unbiased) or
+            ``bernoulli`` (each entry independently).
+        keep_original: also write the unmasked values as ``<field>.orig.npy`` (reconstruction
+            targets for masked-feature modelling).
+
+    Example::
+
+        - {kind: features, field: features, ratio: 0.3, fill: 0.0}
+    """
+
+    kind: Literal["features"]
+    field: str = Field(min_length=1)
+    ratio: float = Field(ge=0.0, le=1.0)
+    fill: float = 0.0
+    sampling: Literal["exact", "bernoulli"] = "exact"
+    keep_original: bool = False
+
+
+class FeaturesMasker(Masker):
+    """Writes the masked values in place of ``<field>`` and the mask as ``<field>.mask``
+    (uint8, 1 = masked). Rows holding NaN or inf are reported bad (``non_finite``)."""
+
+    kind = "features"
+    Config = FeaturesConfig
+
+    def output_fields(self) -> list[str]:
+        f = self.cfg.field
+        return [f, f + ".mask"] + ([f + ".orig"] if self.cfg.keep_original else [])
+
+    def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
+        cfg = self.cfg
+        arr = column(table, cfg.field, f"masks.{self.index}.field")
+        t = arr.type
+        if not (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) or not (
+            pa.types.is_integer(t.value_type) or pa.types.is_floating(t.value_type) or pa.types.is_boolean(t.value_type)
+        ):
+            raise InputError(f"masks.{self.index}.field: column '{cfg.field}' is {t}, expected a list of numbers")
+        values_arr, row_id, lengths = ragged(arr)
+        values = values_arr.to_numpy(zero_copy_only=False)
+        n = len(arr)
+        bad = None
+        if np.issubdtype(values.dtype, np.floating):
+            nonfinite = ~np.isfinite(values)
+            if nonfinite.any():
+                bad = np.zeros(n, dtype=bool)
+                bad[np.unique(row_id[nonfinite])] = True
+        pos = positions_in_row(lengths)
+        eligible = np.ones(len(values), dtype=bool)
+        mask = select(row_id, pos, eligible, key_hash, cfg.ratio, cfg.sampling,
+                      self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
+        fill = np.array(cfg.fill).astype(values.dtype) if values.dtype != object else cfg.fill
+        masked_values = np.where(mask, fill, values)
+        out = table
+        if cfg.keep_original:
+            out = set_column(out, cfg.field + ".orig", arr)
+        value_type = arr.type.value_type
+        out = set_column(out, cfg.field, _with_nulls(list_array(masked_values, lengths, value_type), arr))
+        out = set_column(out, cfg.field + ".mask", _with_nulls(list_array(mask.astype(np.uint8), lengths, pa.uint8()), arr))
+        masked = np.bincount(row_id[mask], minlength=n).astype(np.int64)
+        return MaskResult(out, masked, lengths.copy(), bad, "non_finite")
+
+
+def _with_nulls(result: pa.Array, like: pa.Array) -> pa.Array:
+    if not like.null_count:
+        return result
+    import pyarrow.compute as pc
+
+    return pc.if_else(like.is_null(), pa.scalar(None, result.type), result)

@@ -1,0 +1,161 @@
+"""``mlm``: BERT-style token masking on token ids or on text tokenised with a local
+``tokenizer.json`` (HF ``tokenizers``; nothing is downloaded)."""
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from maskpipe import rng
+from maskpipe.errors import InputError
+from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, column, list_array, positions_in_row, ragged, select, set_column
+
+
+class MlmConfig(MaskerConfig):
+    """Masked-language-modelling masks.
+
+    Args:
+        field: a text column (needs ``tokenizer``) or a list-of-int token id column.
+        ratio: share of (non-special) tokens selected for prediction (default 0.15).
+        mask_prob / random_prob: of the selected tokens, the share replaced by the mask token
+            and by a random token; the rest keep their id (BERT: 0.8 / 0.1 / 0.1).
+        tokenizer: path to a local HF ``tokenizer.json`` (relative to the YAML file).
+        mask_token: the mask token's text in the tokenizer's vocabulary.
+        mask_id / vocab_size / special_ids: for token-id input (no tokenizer): the mask id,
+            the vocabulary size random tokens are drawn from, and ids never masked.
+        max_length: truncate token sequences to this many tokens.
+        sampling: ``bernoulli`` (default, BERT) or ``exact`` (floor(ratio*n + u) per sample).
+
+    Example::
+
+        - {kind: mlm, field: body, tokenizer: assets/tokenizer.json, ratio: 0.15}
+    """
+
+    kind: Literal["mlm"]
+    field: str = Field(min_length=1)
+    ratio: float = Field(0.15, gt=0.0, le=1.0)
+    mask_prob: float = Field(0.8, ge=0.0, le=1.0)
+    random_prob: float = Field(0.1, ge=0.0, le=1.0)
+    tokenizer: str | None = None
+    mask_token: str = "[MASK]"
+    mask_id: int | None = Field(None, ge=0)
+    vocab_size: int | None = Field(None, gt=0)
+    special_ids: list[int] = Field(default_factory=list)
+    max_length: int | None = Field(None, gt=0)
+    sampling: Literal["bernoulli", "exact"] = "bernoulli"
+
+    @model_validator(mode="after")
+    def _check(self) -> "MlmConfig":
+        if self.mask_prob + self.random_prob > 1.0 + 1e-12:
+            raise ValueError("mask_prob + random_prob must be at most 1 (the rest keep their token)")
+        if self.tokenizer is None and (self.mask_id is None or self.vocab_size is None):
+            raise ValueError("without a tokenizer, set mask_id and vocab_size (the field must hold token ids)")
+        return self
+
+
+@functools.lru_cache(maxsize=8)
+def load_tokenizer(path: str, max_length: int | None):
+    """Load a tokenizer once per process (cached)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(path)
+    if max_length:
+        tok.enable_truncation(max_length)
+    else:
+        tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+class MlmMasker(Masker):
+    """Writes ``<field>.input_ids`` (int32, masked) and ``<field>.labels`` (int32, the original
+    id where selected, -100 elsewhere). Special tokens are never selected."""
+
+    kind = "mlm"
+    Config = MlmConfig
+
+    def __init__(self, cfg: MlmConfig, index: int, seed: int):
+        super().__init__(cfg, index, seed)
+        self._tok = None
+        if cfg.tokenizer:
+            tok = load_tokenizer(cfg.tokenizer, cfg.max_length)
+            self._tok = tok
+            mid = tok.token_to_id(cfg.mask_token)
+            self.mask_id = cfg.mask_id if cfg.mask_id is not None else mid
+            self.vocab_size = cfg.vocab_size or tok.get_vocab_size(with_added_tokens=True)
+            specials = {t.content for t in tok.get_added_tokens_decoder().values() if t.special}
+            self.special = np.array(sorted({tok.token_to_id(s) for s in specials} | set(cfg.special_ids)), dtype=np.int64)
+        else:
+            self.mask_id = cfg.mask_id
+            self.vocab_size = cfg.vocab_size
+            self.special = np.array(sorted(set(cfg.special_ids)), dtype=np.int64)
+
+    @classmethod
+    def preflight(cls, cfg: MlmConfig) -> list[str]:
+        if not cfg.tokenizer:
+            return []
+        if not os.path.isfile(cfg.tokenizer):
+            return [f"tokenizer: file not found: {cfg.tokenizer}; point it at a local tokenizer.json"]
+        try:
+            tok = load_tokenizer(cfg.tokenizer, cfg.max_length)
+        except Exception:  # the tokenizers library raises plain Exceptions
+            return [f"tokenizer: {cfg.tokenizer} is not a valid tokenizer.json; build one with the tokenizers package"]
+        if cfg.mask_id is None and tok.token_to_id(cfg.mask_token) is None:
+            return [f"mask_token: '{cfg.mask_token}' is not in the tokenizer's vocabulary; set mask_token or mask_id"]
+        return []
+
+    def output_fields(self) -> list[str]:
+        return [self.cfg.field + ".input_ids", self.cfg.field + ".labels"]
+
+    def _tokenise(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        texts = arr.to_pylist()
+        texts = ["" if t is None else t for t in texts]
+        enc = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)(texts)
+        lengths = np.fromiter((len(e.ids) for e in enc), dtype=np.int64, count=len(enc))
+        total = int(lengths.sum())
+        ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in enc), dtype=np.int64, count=total)
+        special = np.fromiter(itertools.chain.from_iterable(e.special_tokens_mask for e in enc), dtype=bool, count=total)
+        return ids, lengths, special
+
+    def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
+        cfg = self.cfg
+        arr = column(table, cfg.field, f"masks.{self.index}.field")
+        n = len(arr)
+        t = arr.type
+        if pa.types.is_string(t) or pa.types.is_large_string(t):
+            if self._tok is None:
+                raise InputError(f"masks.{self.index}.tokenizer: column '{cfg.field}' is text; set a tokenizer")
+            ids, lengths, special = self._tokenise(arr)
+        elif (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) and pa.types.is_integer(t.value_type):
+            vals, _, lengths = ragged(arr)
+            ids = vals.to_numpy(zero_copy_only=False).astype(np.int64)
+            if cfg.max_length:
+                keep = positions_in_row(lengths) < cfg.max_length
+                ids = ids[keep]
+                lengths = np.minimum(lengths, cfg.max_length)
+            special = np.zeros(len(ids), dtype=bool)
+        else:
+            raise InputError(f"masks.{self.index}.field: column '{cfg.field}' is {t}; expected text or a list of token ids")
+        if len(self.special):
+            special |= np.isin(ids, self.special)
+        row_id = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        pos = positions_in_row(lengths)
+        selected = select(row_id, pos, ~special, key_hash, cfg.ratio, cfg.sampling,
+                          self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
+        kh = key_hash[row_id]
+        v = rng.uniform(kh, pos, self.sseed(rng.STREAM_REPLACE))
+        to_mask = selected & (v < cfg.mask_prob)
+        to_rand = selected & (v >= cfg.mask_prob) & (v < cfg.mask_prob + cfg.random_prob)
+        rand_ids = (rng.bits(kh, pos, self.sseed(rng.STREAM_TOKEN)) % np.uint64(self.vocab_size)).astype(np.int64)
+        input_ids = np.where(to_mask, self.mask_id, np.where(to_rand, rand_ids, ids)).astype(np.int32)
+        labels = np.where(selected, ids, -100).astype(np.int32)
+        out = set_column(table, cfg.field + ".input_ids", list_array(input_ids, lengths, pa.int32()))
+        out = set_column(out, cfg.field + ".labels", list_array(labels, lengths, pa.int32()))
+        masked = np.bincount(row_id[selected], minlength=n).astype(np.int64)
+        total = np.bincount(row_id[~special], minlength=n).astype(np.int64)
+        return MaskResult(out, masked, total)

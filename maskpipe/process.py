@@ -1,0 +1,168 @@
+"""The per-batch work: privacy, then training masks, then tar encoding. No Ray in here.
+
+``Processor`` is a pure function of the batch's rows: every output row depends only on that
+row (and the config, seed and key), never on which other rows share its batch. That is what makes
+the output independent of ``batch_size`` and parallelism.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from maskpipe import rng
+from maskpipe.config import PipelineConfig
+from maskpipe.errors import BadRecordsError, InputError
+from maskpipe.io.readers import INTERNAL
+from maskpipe.io.tar import encode_column, escape_key, field_suffix, pack_samples
+from maskpipe.maskers import MASKERS
+
+LOCATOR_WORD = {"jsonl": "line", "csv": "line", "parquet": "row", "webdataset": "sample"}
+
+
+def locator(files: list[str], fmt: str, file_index: int, pos: int) -> str:
+    return f"{files[file_index]} {LOCATOR_WORD[fmt]} {pos}"
+
+
+class Processor:
+    """Build once per worker process; call on Arrow batches from the reader.
+
+    Args:
+        cfg: the validated pipeline config.
+        files: display paths of the input files (for error locators only).
+        fmt: input format.
+    """
+
+    def __init__(self, cfg: PipelineConfig, files: list[str], fmt: str):
+        self.cfg = cfg
+        self.files = files
+        self.fmt = fmt
+        self.maskers = [MASKERS[m.kind](m, i, cfg.seed) for i, m in enumerate(cfg.masks)]
+        self.privacy = None
+        if cfg.privacy is not None:
+            from maskpipe.privacy import PrivacyStep
+
+            self.privacy = PrivacyStep(cfg.privacy)
+        self.privacy_counters = list(self.privacy.counter_names) if self.privacy else []
+
+    def counter_columns(self) -> list[str]:
+        cols = []
+        for i in range(len(self.maskers)):
+            cols += [f"__m{i}", f"__t{i}"]
+        return cols + [f"__p{j}" for j in range(len(self.privacy_counters))]
+
+    def _fail_on_bad(self, rows_file, rows_pos, reasons) -> None:
+        if self.cfg.execution.on_error == "fail" and len(reasons):
+            where = locator(self.files, self.fmt, int(rows_file[0]), int(rows_pos[0]))
+            raise BadRecordsError(
+                f"{where}: bad record ({reasons[0]}); fix the input or set execution.on_error: skip | quarantine")
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        n = batch.num_rows
+        bad_reason = batch.column("__bad").combine_chunks()
+        good_mask = pc.is_null(bad_reason).to_numpy(zero_copy_only=False)
+        if not good_mask.all():
+            idx = np.flatnonzero(~good_mask)
+            self._fail_on_bad(batch.column("__file").to_numpy()[idx], batch.column("__pos").to_numpy()[idx],
+                              [bad_reason[int(i)].as_py() for i in idx])
+        reasons: list[str | None] = bad_reason.to_pylist()
+        good_idx = np.flatnonzero(good_mask)
+        good = batch.take(pa.array(good_idx, pa.int64())) if len(good_idx) != n else batch
+        user = good.drop_columns([c for c in INTERNAL if c in good.column_names])
+        counters: dict[str, np.ndarray] = {c: np.zeros(n, dtype=np.int64) for c in self.counter_columns()}
+
+        if self.privacy is not None:
+            user, pcounts = self.privacy.apply(user)
+            for j, name in enumerate(self.privacy_counters):
+                counters[f"__p{j}"][good_idx] = np.asarray(pcounts.get(name, 0), dtype=np.int64)
+
+        keys = self._keys(user, good)
+        # rows whose key is unusable become bad before masks see them
+        alive = np.array([k is not None and k != "" for k in keys], dtype=bool)
+        self._mark(reasons, good_idx, alive, good, "null_key")
+        if not alive.all():
+            user, keys, good_idx, good = self._keep(user, keys, good_idx, good, alive)
+        if self.cfg.input.key and self.cfg.input.key in user.column_names:
+            user = user.drop_columns([self.cfg.input.key])
+        kh = rng.key_hashes(keys) if keys else np.zeros(0, dtype=np.uint64)
+
+        for i, masker in enumerate(self.maskers):
+            res = masker.apply(user, kh)
+            user = res.table
+            if res.bad is not None and res.bad.any():
+                alive = ~res.bad
+                self._mark(reasons, good_idx, alive, good, res.reason)
+                counters[f"__m{i}"][good_idx[alive]] = res.masked[alive]
+                counters[f"__t{i}"][good_idx[alive]] = res.total[alive]
+                user, keys, good_idx, good = self._keep(user, keys, good_idx, good, alive)
+                kh = kh[alive]
+                # counts of earlier steps for rows dropped now must not be counted
+                dropped = np.setdiff1d(np.arange(n), good_idx)
+                for j in range(i):
+                    counters[f"__m{j}"][dropped] = 0
+                    counters[f"__t{j}"][dropped] = 0
+            else:
+                counters[f"__m{i}"][good_idx] = res.masked
+                counters[f"__t{i}"][good_idx] = res.total
+
+        tar = [b""] * n
+        if len(good_idx):
+            cols = [(field_suffix(name, user.column(name).type), encode_column(user.column(name)))
+                    for name in user.column_names if not name.startswith("__")]
+            for i, data in zip(good_idx, pack_samples([escape_key(k) for k in keys], cols)):
+                tar[i] = data
+        khash = np.zeros(n, dtype=np.uint64)
+        khash[good_idx] = kh
+        out = {
+            "__row": batch.column("__row"),
+            "__file": batch.column("__file"),
+            "__pos": batch.column("__pos"),
+            "__bad": pa.array(reasons, pa.string()),
+            "__tar": pa.array(tar, pa.large_binary()),
+            "__kh": pa.array(khash, pa.uint64()),
+        }
+        for name, arr in counters.items():
+            out[name] = pa.array(arr, pa.int64())
+        return pa.table(out)
+
+    def _mark(self, reasons, good_idx, alive, good, reason) -> None:
+        if alive.all():
+            return
+        dead = np.flatnonzero(~alive)
+        self._fail_on_bad(good.column("__file").to_numpy()[dead], good.column("__pos").to_numpy()[dead],
+                          [reason] * len(dead))
+        for d in dead:
+            reasons[int(good_idx[d])] = reason
+
+    @staticmethod
+    def _keep(user, keys, good_idx, good, alive):
+        take = pa.array(np.flatnonzero(alive), pa.int64())
+        return (user.take(take), [k for k, a in zip(keys, alive) if a], good_idx[alive], good.take(take))
+
+    def _keys(self, user: pa.Table, good: pa.Table) -> list:
+        key = self.cfg.input.key
+        if not key:
+            return good.column("__key").to_pylist()
+        if key not in user.column_names:
+            if self.cfg.privacy is not None and key in getattr(self.cfg.privacy, "fields", {}):
+                raise InputError(f"input.key: privacy removes the key column '{key}'; "
+                                 "pseudonymize it instead of drop/redact, or choose another key column")
+            cols = ", ".join(c for c in user.column_names if not c.startswith("__"))
+            raise InputError(f"input.key: the input has no column '{key}'; set input.key to one of: {cols}")
+        col = user.column(key)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            col = col.cast(pa.string())
+        return col.to_pylist()
+
+
+_CACHE: dict[str, Processor] = {}
+
+
+def process_batch(batch: pa.Table, cfg_json: str, files: list[str], fmt: str) -> pa.Table:
+    """Ray entry point: one Processor per worker process (resources loaded once)."""
+    proc = _CACHE.get(cfg_json)
+    if proc is None:
+        proc = Processor(PipelineConfig.model_validate_json(cfg_json), files, fmt)
+        _CACHE.clear()
+        _CACHE[cfg_json] = proc
+    return proc(batch)

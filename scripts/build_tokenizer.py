@@ -1,0 +1,45 @@
+"""Build the small WordPiece tokenizer shipped in pipelines/assets/tokenizer.json.
+
+Trained locally on generated demo text (nothing downloaded). Rerun only to change the vocab:
+
+    python scripts/build_tokenizer.py --out pipelines/assets/tokenizer.json
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__)))
+
+from gen_demo import row  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="pipelines/assets/tokenizer.json")
+    ap.add_argument("--vocab", type=int, default=2000)
+    a = ap.parse_args()
+    r = random.Random(1234)
+    texts = []
+    for i in range(20000):
+        rec = row(r, i)
+        texts += [rec["body"], rec["subject"]]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=a.vocab, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok.train_from_iterator(texts, trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+                                                       special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    tok.decoder = decoders.WordPiece()
+    os.makedirs(os.path.dirname(a.out), exist_ok=True)
+    tok.save(a.out)
+    print(f"wrote {a.out} ({tok.get_vocab_size()} tokens)")
+
+
+if __name__ == "__main__":
+    main()
