@@ -16,6 +16,10 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from maskpipe.errors import BadRecordsError, ConfigError, InputError, LockedError, MaskpipeError, OutputError  # noqa: E402
+# eager: the function ``stream`` shares its name with the submodule, so a lazy wrapper would be
+# replaced by the module object on first import (stream.py imports only numpy at import time)
+from maskpipe.stream import ShardError, StreamError, StreamLoader, stream  # noqa: E402
+from maskpipe.collate import collate_mlm, pad_collate  # noqa: E402
 
 
 def load_config(path, overrides=None):
@@ -37,5 +41,6 @@ def run(config, overrides=None, overwrite: bool = False, debug: bool = False):
     return _run(config, overrides=overrides, overwrite=overwrite, debug=debug)
 
 
-__all__ = ["__version__", "run", "validate", "load_config", "MaskpipeError", "ConfigError", "InputError",
-           "OutputError", "BadRecordsError", "LockedError"]
+__all__ = ["__version__", "run", "validate", "load_config", "stream", "StreamLoader", "collate_mlm", "pad_collate",
+           "MaskpipeError", "ConfigError", "InputError", "OutputError", "BadRecordsError", "LockedError",
+           "StreamError", "ShardError"]

@@ -82,7 +82,8 @@ def _summary(res) -> None:
              f"samples  {res.samples_in} in, {res.samples_out} out, {res.bad} bad"]
     for st in s.get("steps", []):
         rr = st.get("realized_ratio")
-        lines.append(f"mask     [{st['index']}] {st['kind']:<9} {st['field']:<16} target {st['target_ratio']:.3f}  "
+        tr = st.get("target_ratio")  # None where no target is known up front (spectrogram without shape)
+        lines.append(f"mask     [{st['index']}] {st['kind']:<9} {st['field']:<16} target {'n/a' if tr is None else format(tr, '.3f')}  "
                      f"realized {rr if rr is None else format(rr, '.4f')}  ({st['masked']}/{st['total']})")
     priv = s.get("privacy") or {}
     flat = _flatten(priv)

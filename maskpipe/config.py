@@ -93,6 +93,12 @@ class ExecutionConfig(_Model):
     s3_endpoint: str | None = None
     progress: Literal["auto", "bar", "log", "off"] = "auto"
 
+    @field_validator("progress", mode="before")
+    @classmethod
+    def _yaml_off(cls, v: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads a bare `off` as False; the user meant the documented "off"
+        return "off" if v is False else v
+
 
 MaskConfig = Annotated[
     Union[tuple(m.Config for m in MASKERS.values())],  # type: ignore[misc]
@@ -169,7 +175,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
         line = key_node.start_mark.line + 1
         if key in seen:
             loader.duplicates.append(
-                f"line {line}: duplicate key '{key}' (first at line {seen[key]}); "
+                f"{line}: duplicate key '{key}' (first at line {seen[key]}); "
                 "YAML would silently keep only the last one, remove one of them"
             )
         else:
@@ -207,6 +213,15 @@ def _line_index(text: str) -> dict[tuple, int]:
 
 def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
     """Parse pipeline YAML text safely; returns the data and a path -> line index."""
+    data, lines, duplicates = _parse_yaml(text, source)
+    if duplicates:
+        raise ConfigError(duplicates)
+    return data, lines
+
+
+def _parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int], list[str]]:
+    """Like :func:`parse_yaml`, but returns duplicate-key problems instead of raising them, so
+    they are reported together with everything else that is wrong."""
     loader = _UniqueKeyLoader(text)
     loader.duplicates = []
     try:
@@ -218,13 +233,11 @@ def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
         raise ConfigError(f"{where}: {problem}; fix the YAML syntax") from None
     finally:
         loader.dispose()
-    if loader.duplicates:
-        raise ConfigError([f"{source}:{d}" for d in loader.duplicates])
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of keys (name, seed, input, ...)")
-    return data, _line_index(text)
+    return data, _line_index(text), [f"{source}:{d}" for d in loader.duplicates]
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
@@ -287,8 +300,9 @@ def _child(node: Any, part: str) -> Any:
     return _MISSING
 
 
-def _format_errors(err: ValidationError, data: dict, source: str, lines: dict[tuple, int]) -> list[str]:
-    problems = []
+def _format_errors(err: ValidationError, data: dict, source: str, lines: dict[tuple, int],
+                   overridden: frozenset[str] = frozenset()) -> list[str]:
+    entries = []  # (("missing", *path) or the path a did-you-mean points at, or None; message)
     for e in err.errors(include_url=False, include_input=False):
         loc = list(e["loc"])
         # pydantic puts the discriminator tag in the path of union members: drop it
@@ -301,32 +315,53 @@ def _format_errors(err: ValidationError, data: dict, source: str, lines: dict[tu
             node = node.get(part) if isinstance(node, dict) else (
                 node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
         path = ".".join(str(p) for p in clean)
-        line = None
-        for n in range(len(clean), -1, -1):
-            line = lines.get(tuple(clean[:n]))
-            if line:
-                break
-        where = f"{source}:{line}" if line else source
+        where = _where(clean, source, lines, overridden)
         etype = e["type"]
         if etype == "extra_forbidden":
-            parent = _parent_model(clean)
+            parent = _parent_model(clean, data)
             allowed = sorted(parent.model_fields) if parent else []
             guess = difflib.get_close_matches(str(clean[-1]), allowed, n=1)
             hint = f"did you mean '{guess[0]}'?" if guess else f"allowed keys: {', '.join(allowed)}"
-            problems.append(f"{where}: unknown key '{path}'; {hint}")
+            entries.append((tuple(clean[:-1]) + (guess[0],) if guess else None,
+                            f"{where}: unknown key '{path}'; {hint}"))
         elif etype == "missing":
-            problems.append(f"{where}: missing required key '{path}'; add it (see docs/pipeline.md)")
+            entries.append((("missing",) + tuple(clean),
+                            f"{where}: missing required key '{path}'; add it (see docs/pipeline.md)"))
         elif etype == "union_tag_invalid" or etype == "union_tag_not_found":
-            problems.append(f"{where}: {path}: unknown mask kind; use one of: {', '.join(sorted(MASKERS))}")
+            entries.append((None, f"{where}: {path}: unknown mask kind; use one of: {', '.join(sorted(MASKERS))}"))
         else:
             msg = e["msg"]
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
-            problems.append(f"{where}: {path}: {msg}")
-    return problems
+            entries.append((None, f"{where}: {path}: {msg}"))
+    # A typo'd required key (``outptu:``) is one problem, not two: its did-you-mean line already
+    # says what is missing, so drop the separate "missing 'output'" line.
+    suggested = {k for k, m in entries if k and k[0] != "missing"}
+    return [m for k, m in entries if not (k and k[0] == "missing" and k[1:] in suggested)]
 
 
-def _parent_model(path: list) -> type[BaseModel] | None:
+def _where(path: list, source: str, lines: dict[tuple, int], overridden: frozenset[str]) -> str:
+    """``file:line`` of a YAML path, or ``--set key`` when the value came from an override."""
+    for n in range(len(path), 0, -1):
+        dotted = ".".join(str(p) for p in path[:n])
+        if dotted in overridden:
+            return f"--set {dotted}"
+    for n in range(len(path), -1, -1):
+        line = lines.get(tuple(path[:n]))
+        if line:
+            return f"{source}:{line}"
+    return source
+
+
+def _parent_model(path: list, data: dict) -> type[BaseModel] | None:
+    """The model that holds the last key of ``path`` (a masker's Config for ``masks.N.key``)."""
+    if len(path) == 3 and path[0] == "masks" and isinstance(path[1], int):
+        masks = data.get("masks")
+        item = masks[path[1]] if isinstance(masks, list) and path[1] < len(masks) else None
+        kind = item.get("kind") if isinstance(item, dict) else None
+        return MASKERS[kind].Config if isinstance(kind, str) and kind in MASKERS else None
+    if path and path[0] == "masks":
+        return None  # deeper inside a mask: its kind's own model is not walked here
     model: Any = PipelineConfig
     for part in path[:-1]:
         if isinstance(part, int):
@@ -335,8 +370,6 @@ def _parent_model(path: list) -> type[BaseModel] | None:
             return None
         ann = model.model_fields[part].annotation
         model = _first_model(ann)
-    if path and path[0] == "masks" and len(path) >= 3:
-        return None  # handled by the masker's own message
     return model
 
 
@@ -360,7 +393,9 @@ def _resolve(path: str, base: Path) -> str:
 def _resolve_paths(data: dict, yaml_dir: Path, cwd: Path, overridden: set[str]) -> None:
     def fix(section: Any, key: str, dotted: str) -> None:
         if isinstance(section, dict) and isinstance(section.get(key), str):
-            base = cwd if dotted in overridden else yaml_dir
+            # ``--set output={path: x}`` overrides output.path too: any overridden prefix counts
+            from_cli = any(dotted == o or dotted.startswith(o + ".") for o in overridden)
+            base = cwd if from_cli else yaml_dir
             section[key] = _resolve(section[key], base)
 
     fix(data.get("input"), "path", "input.path")
@@ -392,16 +427,18 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None,
             raise ConfigError(f"{source}: not UTF-8 text; save the pipeline YAML as UTF-8") from None
         except OSError as e:
             raise ConfigError(f"{source}: cannot read ({e.strerror})") from None
-    data, lines = parse_yaml(text, source)
+    data, lines, problems = _parse_yaml(text, source)
     overrides = list(overrides or [])
-    apply_overrides(data, overrides)
+    try:
+        apply_overrides(data, overrides)  # applies the good ones even when others fail
+    except ConfigError as e:
+        problems += e.problems
     overridden = {o.split("=", 1)[0].strip() for o in overrides if "=" in o}
     _resolve_paths(data, path.parent.resolve(), Path.cwd(), overridden)
     try:
         cfg = PipelineConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, data, source, lines)) from None
-    problems = []
+        raise ConfigError(problems + _format_errors(err, data, source, lines, frozenset(overridden))) from None
     for i, m in enumerate(cfg.masks):
         problems += [f"{source}:{lines.get(('masks', i), '?')}: masks.{i}.{p}" for p in MASKERS[m.kind].preflight(m)]
     if cfg.privacy is not None:

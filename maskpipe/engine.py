@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -24,7 +25,8 @@ import numpy as np
 from maskpipe import __version__
 from maskpipe.config import PipelineConfig, infer_format, load_config
 from maskpipe.errors import BadRecordsError, InputError, MaskpipeError, OutputError
-from maskpipe.io.readers import Plan, Reader, Unit, plan_input
+from maskpipe.io.fs import list_files
+from maskpipe.io.readers import SUFFIXES, Plan, Reader, Unit, input_fingerprint, plan_input
 from maskpipe.io.store import META, OutputStore
 from maskpipe.sink import HIST_BINS, SinkSpec, Tally, assemble, keys_rel, record_rel, shard_name, write_blocks
 
@@ -49,12 +51,47 @@ class RunResult:
 # ----------------------------------------------------------------------------- Ray parts
 
 
-def _datasource(plan: Plan, units: list[Unit], cfg: PipelineConfig, endpoint: str | None):
+TASKS_PER_CPU = 4          # read tasks per CPU: enough to balance the tail ...
+MAX_TASK_ROWS = 100_000    # ... and bounded, so a task stays seconds long (retries, progress)
+
+
+def group_units(units: list[Unit], shard_samples: int, cpus: int) -> list[list[Unit]]:
+    """Consecutive read units joined into fewer Ray tasks.
+
+    Ray Data costs ~0.1 s per task here (scheduling, the fused operator chain, result
+    bookkeeping); one task per shard-aligned unit left the CPUs idle half the time on 10k-row
+    shards. Groups are cut where a shard starts, so a shard is written by one task whenever the
+    input allows (otherwise its parts are joined at commit, as before). Output bytes never depend
+    on the grouping: every row carries its global index.
+    """
+    total = sum(u.n_rows for u in units)
+    target = max(1, min(MAX_TASK_ROWS, -(-total // max(1, cpus * TASKS_PER_CPU))))
+    groups: list[list[Unit]] = []
+    rows = 0
+    for u in units:
+        if groups and rows < target:
+            groups[-1].append(u)
+        elif groups and u.row_start % shard_samples != 0 and rows < 2 * target:
+            groups[-1].append(u)   # finish the shard in this task rather than split it
+        else:
+            groups.append([u])
+            rows = 0
+        rows += u.n_rows
+    return groups
+
+
+def _datasource(plan: Plan, units: list[Unit], cfg: PipelineConfig, endpoint: str | None, shard_samples: int,
+                cpus: int):
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
     reader = Reader(plan, plan.fmt, cfg.input.key, endpoint, cfg.input.csv_delimiter,
                     block_rows=min(cfg.output.shard_samples, 8192))
+    groups = group_units(units, shard_samples, cpus)
+
+    def read_group(group: list[Unit]):
+        for u in group:
+            yield from reader.read(u)
 
     class MaskpipeSource(Datasource):
         def estimate_inmemory_data_size(self):
@@ -62,15 +99,16 @@ def _datasource(plan: Plan, units: list[Unit], cfg: PipelineConfig, endpoint: st
 
         def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
             tasks = []
-            for u in units:
-                meta = BlockMetadata(num_rows=u.n_rows, size_bytes=None, input_files=None, exec_stats=None)
-                tasks.append(ReadTask(lambda u=u: reader.read(u), meta))
+            for g in groups:
+                meta = BlockMetadata(num_rows=sum(u.n_rows for u in g), size_bytes=None, input_files=None,
+                                     exec_stats=None)
+                tasks.append(ReadTask(lambda g=g: read_group(g), meta))
             return tasks
 
-    return MaskpipeSource()
+    return MaskpipeSource(), len(groups)
 
 
-def _datasink(spec: SinkSpec):
+def _datasink(spec: SinkSpec, debug: bool = False):
     from ray.data.datasource import Datasink
 
     class MaskpipeSink(Datasink):
@@ -78,7 +116,15 @@ def _datasink(spec: SinkSpec):
             self.returns: list[dict] = []
 
         def write(self, blocks, ctx):
-            return write_blocks(blocks, spec)
+            try:
+                return write_blocks(blocks, spec)
+            except MaskpipeError:
+                raise
+            except Exception as e:  # library messages may echo data values: never pass them on
+                if debug:
+                    raise
+                raise OutputError(f"{spec.uri}: writing shards failed ({type(e).__name__}); rerun to resume, "
+                                  "or with --debug for the traceback") from None
 
         def on_write_complete(self, write_result):
             self.returns = list(write_result.write_returns)
@@ -94,14 +140,52 @@ def _init_ray(cfg: PipelineConfig, debug: bool):
     level = logging.INFO if debug else logging.ERROR
     kwargs = dict(include_dashboard=False, logging_level=level, log_to_driver=debug,
                   configure_logging=True)
-    env = {"RAY_DEDUP_LOGS": "0"}
+    if debug:  # read by the driver's log printer; workers inherit the local raylet's environment
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     if cfg.execution.address:
         ray.init(address=cfg.execution.address, runtime_env={"env_vars": _forward_env(cfg)}, **kwargs)
     else:
         cpus = cfg.execution.parallelism or os.cpu_count() or 1
         ray.init(address="local", num_cpus=cpus, num_gpus=None if cfg.execution.gpus else 0,
-                 object_store_memory=_object_store_bytes(), runtime_env={"env_vars": env}, **kwargs)
+                 object_store_memory=_object_store_bytes(), **kwargs)
+        # no job runtime_env here: one would make the workers Ray prestarts at init unusable
+        # for this job, and each replacement worker costs ~1 s of CPU to start
+        _warm_workers(cpus)
     return True
+
+
+def _warm_workers(n: int) -> None:
+    """Claim the ``n`` workers Ray prestarted and import Ray Data and the processing code in
+    them now, while the driver still prepares. Otherwise Ray Data's two actors take those
+    workers and the first tasks wait for fresh ones to boot (~1 s of CPU per process here);
+    measured on 2 cores: 200k rows 3.1 s instead of 3.3-5.1 s. Not awaited here: the run waits
+    for it (:func:`_await_warm_workers`) just before its first task."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def warm() -> int:
+        import ray.data  # noqa: F401 - the imports are the point: ~1 s of CPU per process
+        import maskpipe.process  # noqa: F401
+
+        return os.getpid()
+
+    _WARMING[:] = [ray.get_runtime_context().get_node_id(), [warm.remote() for _ in range(n)]]
+
+
+_WARMING: list = []   # [node id (this Ray instance), refs] of the warm-up; the run waits for it first
+
+
+def _await_warm_workers() -> None:
+    """Let the warm-up finish before the dataset starts: a task submitted while the warmed
+    workers are still busy importing makes Ray boot yet another process for it."""
+    import ray
+
+    warming, _WARMING[:] = list(_WARMING), []
+    if warming and warming[0] == ray.get_runtime_context().get_node_id():
+        try:
+            ray.wait(warming[1], num_returns=len(warming[1]), timeout=30)
+        except Exception:  # noqa: BLE001 - the warm-up is an optimisation only
+            pass
 
 
 def _object_store_bytes() -> int:
@@ -126,24 +210,34 @@ def _forward_env(cfg: PipelineConfig) -> dict:
 
 def _execute(plan: Plan, units: list[Unit], cfg: PipelineConfig, spec: SinkSpec, endpoint: str | None,
              debug: bool) -> list[dict]:
+    import pyarrow as pa
     import ray
     from ray.data import DataContext
 
     from maskpipe.process import process_batch
 
     if not debug:
-        for name in ("ray", "ray.data", "ray.data._internal"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        # Ray Data logs a failed task's exception (with its traceback) at ERROR; our one-line error
+        # is reported by the CLI, and a library traceback may hold data values
+        for name in ("ray.data", "ray.data._internal"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        logging.getLogger("ray").setLevel(logging.ERROR)
     ctx = DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
+    # raise our own (picklable, one-line) errors from map tasks rather than Ray Data's
+    # UserCodeException, which drops the cause on its way to the driver
+    ctx.raise_original_map_exception = True
     try:
         ctx.enable_operator_progress_bars = False
     except AttributeError:
         pass
     cfg_json = cfg.model_dump_json()
     files, fmt = plan.display_files, plan.fmt
-    ds = ray.data.read_datasource(_datasource(plan, units, cfg, endpoint), override_num_blocks=len(units))
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    _await_warm_workers()
+    source, n_tasks = _datasource(plan, units, cfg, endpoint, spec.shard_samples, cpus)
+    ds = ray.data.read_datasource(source, override_num_blocks=n_tasks)
 
     def fn(batch):
         try:
@@ -163,26 +257,41 @@ def _execute(plan: Plan, units: list[Unit], cfg: PipelineConfig, spec: SinkSpec,
         ds = ds.map_batches(GpuProcessor, batch_size=cfg.execution.batch_size, batch_format="pyarrow",
                             num_gpus=cfg.execution.gpus, concurrency=max(1, int(ray.cluster_resources().get("GPU", 1) // cfg.execution.gpus)))
     else:
-        ds = ds.map_batches(fn, batch_size=cfg.execution.batch_size, batch_format="pyarrow", zero_copy_batch=True)
-    sink = _datasink(spec)
+        # batch_size=None keeps read -> map -> write fused into one task per read task (Ray 2.60
+        # does not fuse a Read into a map_batches with a batch_size: every block would cross the
+        # object store); the batches are cut here instead. Output never depends on batch size.
+        size = cfg.execution.batch_size
+
+        def fn_blocks(block):
+            if block.num_rows <= size:
+                return fn(block)
+            return pa.concat_tables([fn(block.slice(o, size)) for o in range(0, block.num_rows, size)])
+
+        ds = ds.map_batches(fn_blocks, batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
+    sink = _datasink(spec, debug)
     ds.write_datasink(sink, concurrency=cfg.execution.parallelism)
     return sink.returns
 
 
 def _unwrap(e: BaseException) -> BaseException:
-    """Ray wraps task exceptions; find our own (one-line) error inside."""
+    """Ray wraps task exceptions (``RayTaskError(X)`` is also an ``X``, and Ray Data appends retry
+    advice to the message): find our own error inside and give it back as the one line it was."""
+    from maskpipe import errors
+
     seen = set()
     cur: BaseException | None = e
+    found: MaskpipeError | None = None
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
         if isinstance(cur, MaskpipeError):
-            return cur
+            found = cur  # keep going: the innermost one is the original
         cause = getattr(cur, "cause", None)
-        if isinstance(cause, BaseException):
-            cur = cause
-            continue
-        cur = cur.__cause__ or cur.__context__
-    return e
+        cur = cause if isinstance(cause, BaseException) else (cur.__cause__ or cur.__context__)
+    if found is None:
+        return e
+    msg = found.args[0] if found.args and isinstance(found.args[0], str) else str(found)
+    cls = next(c for c in type(found).__mro__ if c.__module__ == errors.__name__ and issubclass(c, MaskpipeError))
+    return cls(msg.split("\n", 1)[0])
 
 
 # ------------------------------------------------------------------------------- commit
@@ -241,7 +350,8 @@ def _done_shards(store: OutputStore, spec: SinkSpec) -> set[int]:
         if os.path.basename(rel) not in have:
             continue
         rec = store.read_json(rel)
-        if not rec or rec.get("first_row") != spec.shard_rows(j)[0] or rec.get("rows") != spec.shard_rows(j)[1] - spec.shard_rows(j)[0]:
+        a, b = spec.shard_rows(j)
+        if not rec or rec.get("run") != spec.run_id or rec.get("first_row") != a or rec.get("rows") != b - a:
             continue
         if store.size(rec["path"]) == rec["bytes"] and _sha256_of(store, rec["path"]) == rec["sha256"] \
                 and store.exists(keys_rel(spec.name, j)):
@@ -263,7 +373,10 @@ def _check_duplicates(store: OutputStore, spec: SinkSpec, plan: Plan, key_col: s
     if (counts > 1).any():
         dup_hash = uniq[counts > 1][0]
         where = np.flatnonzero(kh == dup_hash)[:2]
-        locs = [f"{plan.display_files[int(keys[1][w])]} #{int(keys[2][w])}" for w in where]
+        from maskpipe.process import LOCATOR_WORD
+
+        word = LOCATOR_WORD[plan.fmt]
+        locs = [f"{plan.display_files[int(keys[1][w])]} {word} {int(keys[2][w])}" for w in where]
         n = int((counts[counts > 1] - 1).sum())
         what = f"input.key '{key_col}'" if key_col else "the input's sample keys"
         raise InputError(f"{what}: {n} duplicate key(s), e.g. at {locs[0]} and {locs[1]}; "
@@ -277,7 +390,7 @@ def _quarantine_lines(plan: Plan, total: Tally) -> bytes:
     out = []
     for i, reason in plan.file_errors:
         out.append(json.dumps({"file": plan.display_files[i], "reason": reason}, sort_keys=True))
-    for row, f, pos, reason in sorted(total.quarantine):
+    for row, f, pos, reason in sorted(total.quarantine, key=lambda q: (q[1], q[2], q[0])):  # file, locator
         out.append(json.dumps({"file": plan.display_files[f], word: pos, "reason": reason}, sort_keys=True))
     return ("\n".join(out) + ("\n" if out else "")).encode()
 
@@ -354,7 +467,14 @@ def _effective_shard_samples(cfg: PipelineConfig, plan: Plan, store_endpoint: st
 
 
 class _Progress:
-    """Shards published so far, rows/s and ETA: a bar on a terminal, a periodic line otherwise."""
+    """Shards published so far, rows/s and ETA while a run works: a bar on a terminal, a plain
+    line every ``LOG_EVERY`` seconds otherwise (scheduled jobs, CI logs).
+
+    It polls the shard records the sinks publish (a record means a finished shard), so it costs
+    one listing of ``.maskpipe/shards`` per tick and never touches the workers.
+    """
+
+    LOG_EVERY = 30.0
 
     def __init__(self, store: OutputStore, spec: SinkSpec, mode: str, total_rows: int):
         self.store, self.spec, self.total_rows = store, spec, total_rows
@@ -363,41 +483,61 @@ class _Progress:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.t0 = time.time()
+        todo = [j for j in range(spec.n_shards) if j not in spec.done]
+        self.rows_todo = sum(self._rows(j) for j in todo)
 
     def __enter__(self):
         if self.mode != "off" and self.spec.n_shards > 1:
             self.thread.start()
         return self
 
-    def _count(self) -> int:
-        return len([n for n in self.store.list(f"{META}/shards") if n.endswith(".json")])
+    def _rows(self, j: int) -> int:
+        a, b = self.spec.shard_rows(j)
+        return b - a
+
+    def _finished(self) -> set[int]:
+        out = set()
+        for name in self.store.list(f"{META}/shards"):
+            if name.endswith(".json"):
+                try:
+                    out.add(int(name[:-5].rsplit("-", 1)[1]))
+                except (IndexError, ValueError):
+                    pass
+        return out - set(self.spec.done)
+
+    def status(self) -> tuple[int, int, float, float | None]:
+        """(shards done, rows done, rows/s, seconds left or None while unknown)."""
+        done = self._finished()
+        rows = sum(self._rows(j) for j in done if j < self.spec.n_shards)
+        rate = rows / max(time.time() - self.t0, 1e-9)
+        eta = (self.rows_todo - rows) / rate if rate > 0 else None
+        return len(done) + len(self.spec.done), rows, rate, eta
+
+    def line(self) -> str:
+        shards, rows, rate, eta = self.status()
+        pct = 100.0 * rows / self.rows_todo if self.rows_todo else 100.0
+        return (f"progress: {shards}/{self.spec.n_shards} shards, {rows:,}/{self.rows_todo:,} rows ({pct:.1f}%), "
+                f"{rate:,.0f} rows/s, elapsed {_hms(time.time() - self.t0)}, eta {_hms(eta)}")
 
     def _loop(self) -> None:
-        base = len(self.spec.done)
-        todo = self.spec.n_shards
-        interval = 0.5 if self.mode == "bar" else 10.0
-        bar = None
-        if self.mode == "bar":
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        if self.mode != "bar":
+            wait = 10.0  # a first line early, then one per LOG_EVERY
+            while not self.stop.wait(wait):
+                log.warning(self.line())
+                wait = self.LOG_EVERY
+            return
+        from rich.progress import BarColumn, Progress, TextColumn
 
-            bar = Progress(TextColumn("[bold]maskpipe"), BarColumn(), TextColumn("{task.completed}/{task.total} shards"),
-                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=True)
-            task = bar.add_task("run", total=todo, completed=base, rate="")
-            bar.start()
+        bar = Progress(TextColumn("[bold]maskpipe"), BarColumn(), TextColumn("{task.completed}/{task.total} shards"),
+                       TextColumn("{task.fields[rate]}"), TextColumn("eta {task.fields[eta]}"), transient=True)
+        task = bar.add_task("run", total=self.spec.n_shards, completed=len(self.spec.done), rate="", eta="?")
+        bar.start()
         try:
-            while not self.stop.wait(interval):
-                done = min(self._count(), todo)
-                el = time.time() - self.t0
-                rows = (done - base) * self.spec.shard_samples
-                rate = rows / el if el > 0 else 0
-                eta = (todo - done) * self.spec.shard_samples / rate if rate > 0 else float("nan")
-                if bar is not None:
-                    bar.update(task, completed=done, rate=f"{rate:,.0f} rows/s")
-                else:
-                    log.warning("progress: %d/%d shards, %.0f rows/s, eta %.0fs", done, todo, rate, eta)
+            while not self.stop.wait(2.0 if self.store.s3 else 0.5):
+                shards, _, rate, eta = self.status()
+                bar.update(task, completed=shards, rate=f"{rate:,.0f} rows/s", eta=_hms(eta))
         finally:
-            if bar is not None:
-                bar.stop()
+            bar.stop()
 
     def __exit__(self, *exc):
         self.stop.set()
@@ -405,14 +545,25 @@ class _Progress:
             self.thread.join(timeout=2)
 
 
+def _hms(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
 def run(config: PipelineConfig | str | os.PathLike, overrides: list[str] | None = None, overwrite: bool = False,
         debug: bool = False) -> RunResult:
     """Run a pipeline: plan, process on Ray Data, publish shards, stats and manifest.
 
+    Rerun semantics (docs/operations.md): a finished output with the same config and input is a
+    no-op that writes nothing; an interrupted one resumes, reusing every shard whose bytes still
+    match its record; another config (or changed input files) is refused unless ``overwrite``.
+
     Args:
         config: a validated :class:`PipelineConfig` or the path of a pipeline YAML.
         overrides: ``dotted.key=value`` overrides (only with a path).
-        overwrite: replace an output written with another config.
+        overwrite: replace an output written with another config or input.
         debug: keep library tracebacks (they may contain data values).
 
     Returns:
@@ -424,41 +575,53 @@ def run(config: PipelineConfig | str | os.PathLike, overrides: list[str] | None 
     if fmt is None:
         raise InputError(f"input.format: cannot tell the format of {cfg.input.path}; set input.format")
     endpoint = cfg.execution.s3_endpoint
-    store = OutputStore(cfg.output.path, endpoint)
+    files = list_files(cfg.input.path, endpoint, SUFFIXES[fmt])
+    if not files:
+        raise InputError(f"input.path: no {fmt} files found at {cfg.input.path}; check input.path and input.format")
+    input_fp = input_fingerprint(files, fmt, cfg.input.path, endpoint)
     config_hash = cfg.output_hash()
+    run_id = hashlib.sha256(f"{config_hash}:{input_fp}".encode()).hexdigest()[:32]
+    store = OutputStore(cfg.output.path, endpoint)
+    if not overwrite:
+        done = _noop(store, config_hash, input_fp, t0)
+        if done is not None:
+            return done
     with store.acquire_lock() as lock:
         manifest = store.read_json("manifest.json")
         state = store.read_json(f"{META}/run.json")
+        if manifest is None and not store.list(f"{META}/shards"):
+            state = None  # nothing was published under that run record: nothing to protect
         prior = (manifest or {}).get("config_hash") or (state or {}).get("config_hash")
+        prior_input = (state or {}).get("input")
         if prior and prior != config_hash:
             if not overwrite:
                 raise OutputError(f"output.path: {store.uri} holds a run with another config (hash {prior[:12]}); "
-                                  "choose another output.path or pass --overwrite")
-            _clear(store, cfg.name)
-            manifest = None
+                                  "choose another output.path or pass --overwrite to replace it")
+            _clear(store, cfg.name, manifest, state)
+        elif prior and prior_input and prior_input != input_fp:
+            if not overwrite:
+                raise OutputError(f"output.path: {store.uri} was written from other input files (names or sizes "
+                                  "differ); choose another output.path or pass --overwrite to rebuild it")
+            _clear(store, cfg.name, manifest, state)
         elif overwrite and (manifest or state):
-            _clear(store, cfg.name)
-            manifest = None
-        if manifest is not None and manifest.get("config_hash") == config_hash:
-            stats = store.read_json("stats.json") or {}
-            return RunResult(store.uri, manifest["totals"]["shards"], stats.get("samples", {}).get("in", 0),
-                             manifest["totals"]["samples"], sum(stats.get("bad_records", {}).values()),
-                             manifest["totals"]["shards"], True, time.time() - t0, stats)
-        store.write_json(f"{META}/run.json", {"config_hash": config_hash, "maskpipe_version": __version__,
-                                              "name": cfg.name})
+            _clear(store, cfg.name, manifest, state)
+        store.clean_tmp()
         plan = plan_input(cfg.input.path, fmt, cfg.output.shard_samples, endpoint, cfg.execution.on_error,
-                          cfg.input.csv_delimiter)
+                          cfg.input.csv_delimiter, files=files, key=cfg.input.key)
         shard_samples = _effective_shard_samples(cfg, plan, endpoint)
         if shard_samples != cfg.output.shard_samples:
-            plan = plan_input(cfg.input.path, fmt, shard_samples, endpoint, cfg.execution.on_error, cfg.input.csv_delimiter)
+            plan = plan_input(cfg.input.path, fmt, shard_samples, endpoint, cfg.execution.on_error,
+                              cfg.input.csv_delimiter, files=files, key=cfg.input.key)
         from maskpipe.process import Processor
 
-        counters = []
-        privacy_names: list[str] = []
         proc = Processor(cfg, plan.display_files, fmt)
         counters = proc.counter_columns()
         privacy_names = proc.privacy_counters
-        spec = SinkSpec(store.uri, endpoint, cfg.name, plan.n_rows, shard_samples, len(cfg.masks), counters)
+        spec = SinkSpec(store.uri, endpoint, cfg.name, plan.n_rows, shard_samples, len(cfg.masks), counters,
+                        run_id=run_id)
+        # from here on shards may be published: record whose they are (before the first one)
+        store.write_json(f"{META}/run.json", {"config_hash": config_hash, "input": input_fp,
+                                              "maskpipe_version": __version__, "name": cfg.name})
         done = _done_shards(store, spec)
         spec.done = frozenset(done)
         units = [u for u in plan.units if not _unit_done(u, spec, done)]
@@ -467,7 +630,6 @@ def run(config: PipelineConfig | str | os.PathLike, overrides: list[str] | None 
             started = _init_ray(cfg, debug)
             try:
                 with _Progress(store, spec, cfg.execution.progress, plan.n_rows):
-                    lock.heartbeat()
                     returns = _execute(plan, units, cfg, spec, endpoint, debug)
             except Exception as e:  # noqa: BLE001 - mapped to one line below
                 inner = _unwrap(e)
@@ -482,12 +644,39 @@ def run(config: PipelineConfig | str | os.PathLike, overrides: list[str] | None 
                     import ray
 
                     ray.shutdown()
+        lock.check()
         stats = _commit(store, cfg, spec, plan, returns, privacy_names, config_hash)
         seconds = time.time() - t0
         _runlog(store, cfg, plan, spec, done, seconds)
         bad = sum(stats["bad_records"].values())
         return RunResult(store.uri, spec.n_shards, plan.n_rows, stats["samples"]["out"], bad, len(done), False,
                          seconds, stats)
+
+
+def _noop(store: OutputStore, config_hash: str, input_fp: str, t0: float) -> RunResult | None:
+    """The finished-output check, done without the lock and without writing anything.
+
+    A manifest with this config hash, a run record with this input fingerprint, stats.json, and
+    every listed shard present with its recorded size: nothing to do. Anything less falls through
+    to a locked run, which re-verifies shards by sha256 and repairs what is missing.
+    """
+    manifest = store.read_json("manifest.json")
+    if not manifest or manifest.get("config_hash") != config_hash:
+        return None
+    state = store.read_json(f"{META}/run.json") or {}
+    if state.get("config_hash") != config_hash or state.get("input") != input_fp:
+        return None
+    stats = store.read_json("stats.json")
+    if stats is None:
+        return None
+    for s in manifest.get("shards", []):
+        if store.size(s["path"]) != s["bytes"]:
+            return None
+    if store.lock_holder() is not None:
+        return None  # a run is writing here: the locked path reports it
+    return RunResult(store.uri, manifest["totals"]["shards"], stats.get("samples", {}).get("in", 0),
+                     manifest["totals"]["samples"], sum(stats.get("bad_records", {}).values()),
+                     manifest["totals"]["shards"], True, time.time() - t0, stats)
 
 
 def _unit_done(u: Unit, spec: SinkSpec, done: set[int]) -> bool:
@@ -507,10 +696,15 @@ def _runlog(store: OutputStore, cfg: PipelineConfig, plan: Plan, spec: SinkSpec,
     store.write_json(f"{META}/runlog/{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.json", entry)
 
 
-def _clear(store: OutputStore, name: str) -> None:
-    """Remove what maskpipe published here before (only its own files)."""
+def _clear(store: OutputStore, name: str, manifest: dict | None, state: dict | None) -> None:
+    """Remove what maskpipe published here before, and only that: the manifest's shards, files
+    named like shards of this or the earlier run's name, stats, quarantine and bookkeeping."""
+    names = {name, (manifest or {}).get("name"), (state or {}).get("name")} - {None}
+    listed = {s.get("path") for s in (manifest or {}).get("shards", [])}
+    pattern = re.compile(r"^(%s)-\d{6}\.tar$" % "|".join(re.escape(n) for n in sorted(names)))
+    store.delete("manifest.json")  # first: from here on the output is not "finished"
     for n in store.list():
-        if n in ("manifest.json", "stats.json", "quarantine.jsonl") or (n.endswith(".tar") and "-" in n):
+        if n in ("stats.json", "quarantine.jsonl") or n in listed or pattern.match(n):
             store.delete(n)
     for sub in ("shards", "parts", "tmp"):
         store.delete_dir(f"{META}/{sub}")

@@ -14,7 +14,7 @@ from maskpipe import rng
 from maskpipe.config import PipelineConfig
 from maskpipe.errors import BadRecordsError, InputError
 from maskpipe.io.readers import INTERNAL
-from maskpipe.io.tar import encode_column, escape_key, field_suffix, pack_samples
+from maskpipe.io.tar import column_payloads, escape_keys, field_suffix, pack_batch
 from maskpipe.maskers import MASKERS
 
 LOCATOR_WORD = {"jsonl": "line", "csv": "line", "parquet": "row", "webdataset": "sample"}
@@ -70,6 +70,8 @@ class Processor:
         good = batch.take(pa.array(good_idx, pa.int64())) if len(good_idx) != n else batch
         user = good.drop_columns([c for c in INTERNAL if c in good.column_names])
         counters: dict[str, np.ndarray] = {c: np.zeros(n, dtype=np.int64) for c in self.counter_columns()}
+        if not len(good_idx):  # only tombstones: they may lack the user's columns altogether
+            return self._output(batch, reasons, [b""] * n, np.zeros(n, dtype=np.uint64), counters)
 
         if self.privacy is not None:
             user, pcounts = self.privacy.apply(user)
@@ -105,20 +107,21 @@ class Processor:
                 counters[f"__m{i}"][good_idx] = res.masked
                 counters[f"__t{i}"][good_idx] = res.total
 
-        tar = [b""] * n
-        if len(good_idx):
-            cols = [(field_suffix(name, user.column(name).type), encode_column(user.column(name)))
-                    for name in user.column_names if not name.startswith("__")]
-            for i, data in zip(good_idx, pack_samples([escape_key(k) for k in keys], cols)):
-                tar[i] = data
+        cols = [(field_suffix(name, user.column(name).type), column_payloads(user.column(name)))
+                for name in user.column_names if not name.startswith("__")]
+        tar = _spread(pack_batch(escape_keys(keys), cols), good_idx, n)
         khash = np.zeros(n, dtype=np.uint64)
         khash[good_idx] = kh
+        return self._output(batch, reasons, tar, khash, counters)
+
+    @staticmethod
+    def _output(batch, reasons, tar, khash, counters) -> pa.Table:
         out = {
             "__row": batch.column("__row"),
             "__file": batch.column("__file"),
             "__pos": batch.column("__pos"),
             "__bad": pa.array(reasons, pa.string()),
-            "__tar": pa.array(tar, pa.large_binary()),
+            "__tar": tar if isinstance(tar, pa.Array) else pa.array(tar, pa.large_binary()),
             "__kh": pa.array(khash, pa.uint64()),
         }
         for name, arr in counters.items():
@@ -153,6 +156,20 @@ class Processor:
         if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
             col = col.cast(pa.string())
         return col.to_pylist()
+
+
+def _spread(packed: pa.Array, good_idx: np.ndarray, n: int) -> pa.Array:
+    """The good rows' tar bytes placed at their rows of the batch (other rows empty), no copy."""
+    if len(good_idx) == n:
+        return packed
+    offs = np.frombuffer(packed.buffers()[1], dtype=np.int64, count=len(packed) + 1, offset=packed.offset * 8)
+    sizes = np.zeros(n, dtype=np.int64)
+    sizes[good_idx] = np.diff(offs)
+    full = np.empty(n + 1, dtype=np.int64)
+    full[0] = offs[0]
+    np.cumsum(sizes, out=full[1:])
+    full[1:] += offs[0]
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(full), packed.buffers()[2]])
 
 
 _CACHE: dict[str, Processor] = {}

@@ -39,12 +39,10 @@ STREAM_ROW = 3        # per-sample draws (stochastic rounding of exact counts)
 
 def key_hashes(keys: Iterable[str | bytes]) -> np.ndarray:
     """64-bit blake2b of each sample key (uint64). One hashlib call per row, not per token."""
-    out = [
-        int.from_bytes(hashlib.blake2b(k if isinstance(k, bytes) else k.encode("utf-8"),
-                                       digest_size=8, person=b"maskpipe-key").digest(), "little")
-        for k in keys
-    ]
-    return np.array(out, dtype=np.uint64)
+    b2 = hashlib.blake2b
+    digests = b"".join([b2(k if isinstance(k, bytes) else k.encode("utf-8"), digest_size=8,
+                           person=b"maskpipe-key").digest() for k in keys])
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def stream_seed(seed: int, step: int, stream: int) -> np.uint64:

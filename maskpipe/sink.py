@@ -53,6 +53,7 @@ class SinkSpec:
     n_steps: int
     counters: list[str]
     done: frozenset = frozenset()
+    run_id: str = ""          # config hash + input fingerprint: records of other runs are never reused
 
     @property
     def n_shards(self) -> int:
@@ -152,14 +153,18 @@ class _Piece:
         self.tally = Tally.zero(spec)
 
     def add(self, t: pa.Table) -> None:
-        tar = t.column("__tar").combine_chunks()
-        offs = np.frombuffer(tar.buffers()[1], dtype=np.int64, count=len(tar) + 1, offset=tar.offset * 8)
-        data = tar.buffers()[2]
-        if data is not None and offs[-1] > offs[0]:
-            chunk = memoryview(data)[offs[0]:offs[-1]]
-            self.f.write(chunk)
-            self.sha.update(chunk)
-            self.nbytes += int(offs[-1] - offs[0])
+        # chunk by chunk: a block is often several processed batches, and combining them would
+        # copy every sample's bytes once more
+        for tar in t.column("__tar").chunks:
+            if not len(tar):
+                continue
+            offs = np.frombuffer(tar.buffers()[1], dtype=np.int64, count=len(tar) + 1, offset=tar.offset * 8)
+            data = tar.buffers()[2]
+            if data is not None and offs[-1] > offs[0]:
+                chunk = memoryview(data)[offs[0]:offs[-1]]
+                self.f.write(chunk)
+                self.sha.update(chunk)
+                self.nbytes += int(offs[-1] - offs[0])
         self.tally.add_block(t, self.spec)
         self.next += t.num_rows
 
@@ -197,7 +202,7 @@ def publish(store: OutputStore, spec: SinkSpec, j: int, tmp: str, nbytes: int, s
     np.save(buf, tally.key_array())
     store.write_bytes(keys_rel(spec.name, j), buf.getvalue())
     rec = {"shard": j, "path": shard_name(spec.name, j), "bytes": nbytes, "sha256": sha,
-           "first_row": spec.shard_rows(j)[0], **tally.to_record()}
+           "first_row": spec.shard_rows(j)[0], "run": spec.run_id, **tally.to_record()}
     store.write_json(record_rel(spec.name, j), rec)
 
 

@@ -31,6 +31,8 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from maskpipe.errors import MaskpipeError
+
 __all__ = ["stream", "StreamLoader", "StreamError", "ShardError"]
 
 MANIFEST_NAME = "manifest.json"
@@ -45,7 +47,7 @@ _MEMBER_KINDS = {b"1": "hard link", b"2": "symbolic link", b"3": "character devi
                  b"4": "block device", b"5": "directory", b"6": "FIFO"}
 
 
-class StreamError(ValueError):
+class StreamError(MaskpipeError, ValueError):
     """The stream cannot be set up as asked (bad argument, manifest or resume state)."""
 
 
@@ -76,8 +78,8 @@ def stream(
     ``.json`` -> object, anything else (``.pyd``, ``.pth``, ``.jpg``, ...) -> raw bytes.
 
     Args:
-        source: The output folder or its ``manifest.json``; a local path or a ``pyarrow.fs`` URI
-            (``s3://bucket/prefix``, ``file:///...``). For S3 the endpoint comes from
+        source: The output folder or its ``manifest.json``; a local path or an ``s3://`` URI
+            (``s3://bucket/prefix``). For S3 the endpoint comes from ``AWS_ENDPOINT_URL_S3`` or
             ``AWS_ENDPOINT_URL`` when set, credentials from the usual AWS variables.
         rank, world_size: This process's place among data-parallel ranks. Leave both ``None`` to
             take them from ``torch.distributed`` when it is initialised (else 0 of 1).
@@ -131,8 +133,9 @@ class StreamLoader:
 
     Example:
         >>> loader = maskpipe.stream("out/demo").loader(batch_size=8, num_workers=2)  # doctest: +SKIP
-        >>> state = loader.state_dict()       # after N batches; save it with the checkpoint
-        >>> loader.load_state_dict(state)     # a fresh loader yields the rest of the epoch
+        >>> state = loader.state_dict()  # after N batches; save it  # doctest: +SKIP
+        >>> fresh = maskpipe.stream("out/demo").loader(batch_size=8, num_workers=2)  # doctest: +SKIP
+        >>> fresh.load_state_dict(state)  # yields the rest of the epoch  # doctest: +SKIP
     """
 
     def __init__(self, dataset, *, batch_size: int | None = None, drop_last: bool = False,
@@ -251,7 +254,12 @@ class _StreamBase:
         self.epoch = int(epoch)
 
     def batched(self, batch_size: int, drop_last: bool = False):
-        """A copy that yields lists of ``batch_size`` samples, each list from one worker."""
+        """A copy that yields lists of ``batch_size`` samples, each list from one worker.
+
+        Each worker batches its own slice, so with W workers up to W batches per epoch are
+        short (or dropped with ``drop_last``); ``len()`` counts as for one worker, ``loader()``
+        counts for its ``num_workers``.
+        """
         if not _is_int(batch_size) or batch_size < 1:
             raise StreamError(f"batched: batch_size must be a positive int, got {batch_size!r}")
         return self._variant(batch=(int(batch_size), bool(drop_last)), resume=self._resume)
@@ -276,9 +284,11 @@ class _StreamBase:
 
     def load_state_dict(self, state: dict) -> None:
         """Position the next pass of ``state['epoch']`` after the items already consumed."""
-        epoch, consumed = self._check_state(state, int(state.get("num_workers", 1)), self._batch)
+        workers = state.get("num_workers") if isinstance(state, dict) else None
+        workers = int(workers) if _is_int(workers) and workers >= 1 else 1
+        epoch, consumed = self._check_state(state, workers, self._batch)
         self.epoch = epoch
-        self._resume = (epoch, consumed, int(state["num_workers"]), self._batch)
+        self._resume = (epoch, consumed, workers, self._batch)
 
     def __iter__(self) -> Iterator[Any]:
         # A plain function (not a generator) so that the resume position is taken when the
@@ -286,7 +296,7 @@ class _StreamBase:
         info = _worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
         epoch = self.epoch
-        skip_items = 0
+        skip_items, logical = 0, worker
         if self._resume is not None and self._resume[0] == epoch:
             _, consumed, saved_workers, saved_batch = self._resume
             if saved_workers != workers or saved_batch != self._batch:
@@ -294,11 +304,14 @@ class _StreamBase:
                     f"cannot resume: the state was saved with num_workers={saved_workers}, "
                     f"batching={saved_batch}, this pass runs num_workers={workers}, "
                     f"batching={self._batch}; the order depends on both, so resume with the same")
-            lengths = self._worker_items(self._batch, workers)
-            skip_items = int(_consumed_per_worker(lengths, consumed)[worker])
+            taken, turn = _resume_point(self._worker_items(self._batch, workers), consumed)
+            # The new DataLoader asks its worker 0 first; the interrupted pass had reached logical
+            # worker `turn`. Rotating roles makes the cycle continue where it stopped.
+            logical = (worker + turn) % workers
+            skip_items = int(taken[logical])
         if info is None:
             self._resume = None
-        lo, hi = self._worker_bounds(workers)[worker]
+        lo, hi = self._worker_bounds(workers)[logical]
         per_item = 1 if self._batch is None else self._batch[0]
         items: Iterator[Any] = self._samples(epoch, min(hi, lo + skip_items * per_item), hi)
         if self._batch is not None:
@@ -398,9 +411,12 @@ class _StreamBase:
 
     # -- reading -----------------------------------------------------------------------------
     def _filesystem(self):
-        if getattr(self, "_fs", None) is None:
-            self._fs = _filesystem(self._folder)[0]
-        return self._fs
+        # One client per process: a forked DataLoader worker must not reuse its parent's.
+        if getattr(self, "_fs", None) is None or self._fs[0] != os.getpid():
+            from maskpipe.io.fs import filesystem
+
+            self._fs = (os.getpid(), filesystem(self._folder)[0])
+        return self._fs[1]
 
     def _read_bytes(self, location: str) -> bytes:
         if not self._remote:
@@ -424,7 +440,10 @@ class _StreamBase:
         except OSError as e:
             raise ShardError(f"{label}: cannot be opened ({type(e).__name__}); is the output "
                              "complete and the path right?") from None
-        if size is None or size != nbytes:
+        if size is None:
+            raise ShardError(f"{label}: is missing from storage; is the output complete and the "
+                             "path right?")
+        if size != nbytes:
             raise ShardError(f"{label}: {size} bytes on storage, manifest lists {nbytes}; the shard "
                              "was changed or partly copied, re-copy it or re-run the pipeline")
         if self.verify:
@@ -511,9 +530,10 @@ def _split(n: int, parts: int, i: int) -> tuple[int, int]:
     return n * i // parts, n * (i + 1) // parts
 
 
-def _consumed_per_worker(lengths: Sequence[int], consumed: int) -> np.ndarray:
-    """How many items each worker had produced when the in-order round-robin merge of their
-    streams (one item per live worker per round, in worker order) had yielded `consumed`."""
+def _resume_point(lengths: Sequence[int], consumed: int) -> tuple[np.ndarray, int]:
+    """Where the in-order round-robin merge of the workers' streams (one item per live worker
+    per round, in worker order) stood after yielding `consumed` items: how many items each
+    worker had produced, and which worker was to yield next."""
     lengths = np.asarray(lengths, dtype=np.int64)
     lo, hi = 0, int(lengths.max(initial=0))
     while lo < hi:  # largest number of complete rounds that fits in `consumed`
@@ -524,9 +544,9 @@ def _consumed_per_worker(lengths: Sequence[int], consumed: int) -> np.ndarray:
             hi = mid - 1
     taken = np.minimum(lengths, lo)
     rest = consumed - int(taken.sum())
-    for w in np.flatnonzero(lengths > lo)[:rest]:
-        taken[w] += 1
-    return taken
+    live = np.flatnonzero(lengths > lo)
+    taken[live[:rest]] += 1
+    return taken, int(live[rest]) if rest < len(live) else 0
 
 
 def _generator(seed: int, epoch: int, purpose: str, index: int = 0) -> np.random.Generator:
@@ -561,7 +581,10 @@ def _is_int(value) -> bool:
 
 def _locate(source: str) -> tuple[str, str, bool]:
     """(folder, manifest location, remote?) for a folder or manifest path/URI."""
-    remote = "://" in source
+    remote = source.startswith("s3://")
+    if "://" in source and not remote:
+        raise StreamError(f"stream: {source.partition('://')[0]}:// is not supported; pass a local "
+                          "path or an s3:// URI")
     if remote:
         source = source.rstrip("/")
         if source.endswith(".json"):
@@ -572,22 +595,9 @@ def _locate(source: str) -> tuple[str, str, bool]:
     return source, os.path.join(source, MANIFEST_NAME), False
 
 
-def _filesystem(uri: str):
-    """(pyarrow filesystem, path) for a URI; S3 honours AWS_ENDPOINT_URL (MinIO, moto, ...)."""
-    try:
-        from pyarrow import fs as pafs
-    except ImportError as e:  # pragma: no cover - pyarrow is a core dependency
-        raise StreamError("reading URIs needs pyarrow: pip install pyarrow") from e
-    endpoint = os.environ.get("AWS_ENDPOINT_URL")
-    if uri.startswith("s3://") and endpoint:
-        return pafs.S3FileSystem(endpoint_override=endpoint), _fs_path(uri)
-    return pafs.FileSystem.from_uri(uri)
-
-
 def _fs_path(uri: str) -> str:
-    """The path part pyarrow filesystems take: bucket/key for s3://, /abs for file://."""
-    scheme, _, rest = uri.partition("://")
-    return rest if scheme != "file" else "/" + rest.lstrip("/")
+    """The path a pyarrow S3FileSystem takes: bucket/key."""
+    return uri[len("s3://"):]
 
 
 def _parse_manifest(data: bytes, where: str) -> dict:

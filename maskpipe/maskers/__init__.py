@@ -6,11 +6,21 @@ from __future__ import annotations
 
 from maskpipe.maskers.base import Masker, MaskResult
 from maskpipe.maskers.features import FeaturesMasker
+from maskpipe.maskers.image_patch import ImagePatchMasker
 from maskpipe.maskers.mlm import MlmMasker
+from maskpipe.maskers.span import SpanMasker
+from maskpipe.maskers.spectrogram import SpectrogramMasker
+from maskpipe.maskers.tabular import TabularMasker
+from maskpipe.maskers.whole_word import WholeWordMasker
 
 MASKERS: dict[str, type[Masker]] = {
     FeaturesMasker.kind: FeaturesMasker,
     MlmMasker.kind: MlmMasker,
+    WholeWordMasker.kind: WholeWordMasker,
+    SpanMasker.kind: SpanMasker,
+    ImagePatchMasker.kind: ImagePatchMasker,
+    SpectrogramMasker.kind: SpectrogramMasker,
+    TabularMasker.kind: TabularMasker,
 }
 
 __all__ = ["MASKERS", "Masker", "MaskResult"]

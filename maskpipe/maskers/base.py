@@ -1,6 +1,7 @@
 """What every masker shares: the result type, ragged-array helpers and mask selection."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -74,6 +75,13 @@ def column(table: pa.Table, name: str, yaml_key: str) -> pa.Array:
 
 def ragged(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flatten a list array: (values, row_id per value, lengths per row). Nulls have length 0."""
+    values, lengths = flat_values(arr)
+    row_id = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
+    return values, row_id, lengths
+
+
+def flat_values(arr: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """:func:`ragged` without the per-value row ids: (values, lengths per row)."""
     if pa.types.is_fixed_size_list(arr.type):
         lengths = np.full(len(arr), arr.type.list_size, dtype=np.int64)
         if arr.null_count:
@@ -82,8 +90,19 @@ def ragged(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     else:
         lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
         values = arr.flatten()
-    row_id = np.repeat(np.arange(len(arr), dtype=np.int64), lengths)
-    return values, row_id, lengths
+    return values, lengths
+
+
+def isin_ids(ids: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """``np.isin(ids, members)`` for a few non-negative member ids (special tokens): only the
+    ids not above the largest member are looked up."""
+    if not len(members) or members.min() < 0:
+        return np.isin(ids, members)
+    out = np.zeros(len(ids), dtype=bool)
+    cand = np.flatnonzero(ids <= members.max())
+    if len(cand):
+        out[cand] = np.isin(ids[cand], members)
+    return out
 
 
 def positions_in_row(lengths: np.ndarray) -> np.ndarray:
@@ -115,6 +134,50 @@ def select(row_id: np.ndarray, pos: np.ndarray, eligible: np.ndarray, key_hash: 
     rank = np.arange(len(order), dtype=np.int64) - starts[rows_sorted]
     out = np.zeros(len(row_id), dtype=bool)
     out[order[rank < k[rows_sorted]]] = True
+    return out
+
+
+_CHUNK = 1 << 15   # tokens per pass of the hash: its temporaries stay in the L2 cache
+
+
+def uniform_below(key_hash: np.ndarray, lengths: np.ndarray, sseed: np.uint64, p: float) -> np.ndarray:
+    """``rng.uniform(key_hash[row], pos, sseed) < p`` for every position of every row (rows of
+    ``lengths`` positions, concatenated): the same draws, bit for bit, computed faster.
+
+    The sample half of :func:`rng.bits` is hashed once per row, not per token, and the float
+    test becomes an integer one: ``u = (b >> 11) * 2**-53 < p`` exactly when
+    ``b < ceil(p * 2**53) << 11``. The token half runs over chunks that stay in cache.
+    """
+    total = int(lengths.sum())
+    if p <= 0.0:
+        return np.zeros(total, dtype=bool)
+    if p >= 1.0:
+        return np.ones(total, dtype=bool)
+    thr = np.uint64(math.ceil(p * 2.0 ** 53) << 11)
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    with np.errstate(over="ignore"):
+        # rng.bits' input at token i of a row is row[r] + i * GOLDEN (i counted over the batch)
+        row = rng._mix(np.asarray(key_hash, dtype=np.uint64) ^ sseed) \
+            + (np.uint64(1) - starts.astype(np.uint64)) * rng._GOLDEN
+    out = np.empty(total, dtype=bool)
+    x = np.empty(min(total, _CHUNK), dtype=np.uint64)
+    t = np.empty_like(x)
+    step = np.arange(len(x), dtype=np.uint64) * rng._GOLDEN
+    for a in range(0, total, _CHUNK):
+        m = min(_CHUNK, total - a)
+        xx, tt = x[:m], t[:m]
+        with np.errstate(over="ignore"):
+            np.add(step[:m], np.uint64(a) * rng._GOLDEN, out=xx)
+        r0, r1 = np.searchsorted(ends, [a, a + m - 1], side="right")
+        seg = np.minimum(ends[r0:r1 + 1], a + m) - np.maximum(starts[r0:r1 + 1], a)
+        np.add(xx, np.repeat(row[r0:r1 + 1], seg), out=xx)
+        for shift, mul in ((30, rng._M1), (27, rng._M2), (31, None)):
+            np.right_shift(xx, np.uint64(shift), out=tt)
+            np.bitwise_xor(xx, tt, out=xx)
+            if mul is not None:
+                np.multiply(xx, mul, out=xx)
+        np.less(xx, thr, out=out[a:a + m])
     return out
 
 

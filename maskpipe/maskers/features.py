@@ -5,6 +5,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 
 from maskpipe import rng
@@ -57,14 +58,20 @@ class FeaturesMasker(Masker):
         ):
             raise InputError(f"masks.{self.index}.field: column '{cfg.field}' is {t}, expected a list of numbers")
         values_arr, row_id, lengths = ragged(arr)
-        values = values_arr.to_numpy(zero_copy_only=False)
         n = len(arr)
+        # A null entry is no finite number either. to_numpy turns it into NaN, which an integer
+        # list cannot hold on the way back to Arrow: flag the row and fill before converting.
+        null_entry = np.asarray(values_arr.is_null()) if values_arr.null_count else None
+        if null_entry is not None:
+            values_arr = pc.fill_null(values_arr, pa.scalar(0, values_arr.type))
+        values = values_arr.to_numpy(zero_copy_only=False)
+        nonfinite = ~np.isfinite(values) if np.issubdtype(values.dtype, np.floating) else null_entry
+        if null_entry is not None:
+            nonfinite = nonfinite | null_entry
         bad = None
-        if np.issubdtype(values.dtype, np.floating):
-            nonfinite = ~np.isfinite(values)
-            if nonfinite.any():
-                bad = np.zeros(n, dtype=bool)
-                bad[np.unique(row_id[nonfinite])] = True
+        if nonfinite is not None and nonfinite.any():
+            bad = np.zeros(n, dtype=bool)
+            bad[np.unique(row_id[nonfinite])] = True
         pos = positions_in_row(lengths)
         eligible = np.ones(len(values), dtype=bool)
         mask = select(row_id, pos, eligible, key_hash, cfg.ratio, cfg.sampling,

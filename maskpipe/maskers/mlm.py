@@ -9,11 +9,13 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, column, list_array, positions_in_row, ragged, select, set_column
+from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, column, flat_values, isin_ids, list_array,
+                                   positions_in_row, select, set_column, uniform_below)
 
 
 class MlmConfig(MaskerConfig):
@@ -116,9 +118,10 @@ class MlmMasker(Masker):
         texts = arr.to_pylist()
         texts = ["" if t is None else t for t in texts]
         enc = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)(texts)
-        lengths = np.fromiter((len(e.ids) for e in enc), dtype=np.int64, count=len(enc))
+        id_lists = [e.ids for e in enc]   # each access builds a new list: read it once
+        lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(enc))
         total = int(lengths.sum())
-        ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in enc), dtype=np.int64, count=total)
+        ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=total)
         special = np.fromiter(itertools.chain.from_iterable(e.special_tokens_mask for e in enc), dtype=bool, count=total)
         return ids, lengths, special
 
@@ -127,13 +130,26 @@ class MlmMasker(Masker):
         arr = column(table, cfg.field, f"masks.{self.index}.field")
         n = len(arr)
         t = arr.type
+        bad = None
         if pa.types.is_string(t) or pa.types.is_large_string(t):
             if self._tok is None:
                 raise InputError(f"masks.{self.index}.tokenizer: column '{cfg.field}' is text; set a tokenizer")
             ids, lengths, special = self._tokenise(arr)
         elif (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) and pa.types.is_integer(t.value_type):
-            vals, _, lengths = ragged(arr)
-            ids = vals.to_numpy(zero_copy_only=False).astype(np.int64)
+            vals, lengths = flat_values(arr)
+            ids = None if vals.null_count else vals.to_numpy()
+            if ids is not None and len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= 2**31):
+                ids = None   # some id does not fit the int32 output: find the rows below
+            if ids is None:
+                # a null id would become NaN and then an arbitrary integer; ids must fit int32 output
+                invalid = np.asarray(vals.is_null()) if vals.null_count else np.zeros(len(vals), dtype=bool)
+                ids = pc.fill_null(vals, pa.scalar(0, vals.type)).to_numpy(zero_copy_only=False).astype(np.int64)
+                invalid |= (ids < 0) | (ids >= 2**31)
+                if invalid.any():
+                    bad = np.zeros(n, dtype=bool)
+                    row_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
+                    bad[np.unique(row_of[invalid])] = True
+                    ids[invalid] = 0
             if cfg.max_length:
                 keep = positions_in_row(lengths) < cfg.max_length
                 ids = ids[keep]
@@ -142,20 +158,32 @@ class MlmMasker(Masker):
         else:
             raise InputError(f"masks.{self.index}.field: column '{cfg.field}' is {t}; expected text or a list of token ids")
         if len(self.special):
-            special |= np.isin(ids, self.special)
-        row_id = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        pos = positions_in_row(lengths)
-        selected = select(row_id, pos, ~special, key_hash, cfg.ratio, cfg.sampling,
-                          self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
-        kh = key_hash[row_id]
-        v = rng.uniform(kh, pos, self.sseed(rng.STREAM_REPLACE))
-        to_mask = selected & (v < cfg.mask_prob)
-        to_rand = selected & (v >= cfg.mask_prob) & (v < cfg.mask_prob + cfg.random_prob)
-        rand_ids = (rng.bits(kh, pos, self.sseed(rng.STREAM_TOKEN)) % np.uint64(self.vocab_size)).astype(np.int64)
-        input_ids = np.where(to_mask, self.mask_id, np.where(to_rand, rand_ids, ids)).astype(np.int32)
-        labels = np.where(selected, ids, -100).astype(np.int32)
+            special |= isin_ids(ids, self.special)
+        if cfg.sampling == "bernoulli":
+            selected = uniform_below(key_hash, lengths, self.sseed(rng.STREAM_SELECT), cfg.ratio)
+            selected &= ~special
+        else:
+            row_id = np.repeat(np.arange(n, dtype=np.int64), lengths)
+            selected = select(row_id, positions_in_row(lengths), ~special, key_hash, cfg.ratio, cfg.sampling,
+                              self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
+        # the replacement draws are needed at selected positions only (~ratio of the tokens)
+        ends = np.cumsum(lengths)
+        sel = np.flatnonzero(selected)
+        sel_row = np.searchsorted(ends, sel, side="right")
+        sel_pos = sel - (ends - lengths)[sel_row]
+        kh = key_hash[sel_row]
+        v = rng.uniform(kh, sel_pos, self.sseed(rng.STREAM_REPLACE))
+        to_mask = v < cfg.mask_prob
+        to_rand = ~to_mask & (v < cfg.mask_prob + cfg.random_prob)
+        rand_ids = rng.bits(kh[to_rand], sel_pos[to_rand], self.sseed(rng.STREAM_TOKEN)) % np.uint64(self.vocab_size)
+        input_ids = ids.astype(np.int32)
+        input_ids[sel[to_mask]] = np.int64(self.mask_id).astype(np.int32)
+        input_ids[sel[to_rand]] = rand_ids.astype(np.int64).astype(np.int32)
+        labels = np.full(len(ids), -100, dtype=np.int32)
+        labels[sel] = ids[sel].astype(np.int32)
         out = set_column(table, cfg.field + ".input_ids", list_array(input_ids, lengths, pa.int32()))
         out = set_column(out, cfg.field + ".labels", list_array(labels, lengths, pa.int32()))
-        masked = np.bincount(row_id[selected], minlength=n).astype(np.int64)
-        total = np.bincount(row_id[~special], minlength=n).astype(np.int64)
-        return MaskResult(out, masked, total)
+        masked = np.bincount(sel_row, minlength=n).astype(np.int64)
+        total = (lengths - np.bincount(np.searchsorted(ends, np.flatnonzero(special), side="right"),
+                                       minlength=n)).astype(np.int64)
+        return MaskResult(out, masked, total, bad, "invalid_token_id")

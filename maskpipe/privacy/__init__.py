@@ -15,36 +15,23 @@ INTERFACE CONTRACT (the engine relies on exactly these names; keep them stable):
 * ``privacy_stats(cfg, totals: dict[str, int]) -> dict``: the ``privacy`` section of stats.json
   from summed counters (counts only, never values).
 * ``key_id(cfg) -> str | None``: non-reversible id of the key in use (None without pseudonyms).
+
+Layout: ``config`` (YAML model, preflight), ``detectors`` (patterns and validators), ``scan``
+(vectorised scanning), ``fields`` (whole-field rules), ``pseudonym`` (HMAC), ``ner`` (optional
+model), ``step`` (what the engine calls). See docs/privacy.md.
+
+Example:
+    >>> import pyarrow as pa
+    >>> cfg = PrivacyConfig.model_validate({"scan": {"fields": ["body"]}})
+    >>> privacy_preflight(cfg)
+    []
+    >>> table, counts = PrivacyStep(cfg).apply(pa.table({"body": ["card 4111 1111 1111 1111"]}))
+    >>> table["body"].to_pylist(), int(counts["scan.body.credit_card"][0])
+    (['card <CREDIT_CARD>'], 1)
 """
 from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+from maskpipe.privacy.config import PrivacyConfig, privacy_preflight
+from maskpipe.privacy.step import PrivacyStep, key_id, privacy_stats
 
-
-class PrivacyConfig(BaseModel):
-    """Placeholder until the privacy module lands: accepts only an empty section."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def privacy_preflight(cfg: PrivacyConfig, yaml_path: str = "privacy") -> list[str]:
-    return []
-
-
-class PrivacyStep:
-    def __init__(self, cfg: PrivacyConfig):
-        self.cfg = cfg
-        self.counter_names: list[str] = []
-
-    def apply(self, table: pa.Table) -> tuple[pa.Table, dict[str, np.ndarray]]:
-        return table, {}
-
-
-def privacy_stats(cfg: PrivacyConfig, totals: dict[str, int]) -> dict:
-    return {}
-
-
-def key_id(cfg: PrivacyConfig) -> str | None:
-    return None
+__all__ = ["PrivacyConfig", "privacy_preflight", "PrivacyStep", "privacy_stats", "key_id"]

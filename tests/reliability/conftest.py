@@ -1,0 +1,127 @@
+"""Helpers for the reliability suite: CLI subprocesses, killing a run's whole process tree, a local
+S3 server (moto, loopback only), and the text of an output's non-shard files."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CANARY = "CANARY-5e1d@leak.example"
+
+
+def cli_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MASKPIPE_TEST_"))}
+    env.update({"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0", "PYTHONPATH": ROOT})
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def start_cli(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    """``python -m maskpipe ...`` in its own session, so that kill_tree reaches everything."""
+    return subprocess.Popen([sys.executable, "-m", "maskpipe", *args], cwd=ROOT, env=env or cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, text=True)
+
+
+def run_cli(args: list[str], env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    p = start_cli(args, env)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(p)
+        raise
+    finally:
+        kill_tree(p)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def kill_tree(p: subprocess.Popen) -> None:
+    """kill -9 the run and every process it started (Ray's GCS, raylet and workers included,
+    whatever session or group they moved to), then wait until they are gone. A process that
+    already exited is only reaped: its id may belong to someone else by now."""
+    if p.poll() is not None:
+        for stream in (p.stdout, p.stderr):
+            if stream is not None:
+                stream.close()
+        return
+    try:
+        procs = [psutil.Process(p.pid)] + psutil.Process(p.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        procs = []
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for q in procs:
+        try:
+            q.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=20)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+    for stream in (p.stdout, p.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def wait_for(cond, proc: subprocess.Popen | None = None, timeout: float = 180, every: float = 0.02) -> bool:
+    """Poll until cond() is true (True) or the process ended first (False)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if cond():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return bool(cond())
+        time.sleep(every)
+    raise TimeoutError("condition not reached")
+
+
+def non_shard_text(out: str) -> str:
+    """All of an output's files except the shards themselves, as text: where no data value may be."""
+    chunks = []
+    for dirpath, _, names in os.walk(out):
+        for n in names:
+            if not n.endswith(".tar"):
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    chunks.append(f.read().decode("latin1"))
+    return "\n".join(chunks)
+
+
+@pytest.fixture(scope="module")
+def moto_s3():
+    """A local S3 server (moto's server mode) on 127.0.0.1, with throwaway credentials in the
+    environment; yields its endpoint URL."""
+    pytest.importorskip("moto")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+                                            "AWS_REGION", "AWS_ENDPOINT_URL", "AWS_EC2_METADATA_DISABLED")}
+    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    os.environ.pop("AWS_REGION", None)
+    try:
+        yield url
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: spawns maskpipe processes with their own Ray (deselect with -m 'not slow')")
