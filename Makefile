@@ -26,7 +26,7 @@ demo: setup data/demo/.done
 	MASKPIPE_PII_KEY="$${MASKPIPE_PII_KEY:-demo-key-not-secret-change-me}" $(BIN)/maskpipe run pipelines/demo.yaml
 
 test: setup
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -q
 
 bench: setup
 	$(BIN)/python -m pip install -q -e ".[bench]"
