@@ -128,8 +128,19 @@ def select(row_id: np.ndarray, pos: np.ndarray, eligible: np.ndarray, key_hash: 
     u_row = rng.uniform(key_hash, np.zeros(n_rows, dtype=np.int64), row_seed)
     k = np.minimum(np.floor(ratio * n_elig + u_row).astype(np.int64), n_elig)
     idx = np.flatnonzero(eligible)
-    order = idx[np.lexsort((u[idx], row_id[idx]))]
-    starts = np.cumsum(n_elig) - n_elig
+    out = np.zeros(len(row_id), dtype=bool)
+    out[idx] = take_smallest(row_id[idx], u[idx], k, n_rows)
+    return out
+
+
+def take_smallest(row_id: np.ndarray, u: np.ndarray, k: np.ndarray, n_rows: int) -> np.ndarray:
+    """Per row, True for the ``k[row]`` elements with the smallest draws ``u``.
+
+    Elements must come grouped by row in row order (as in every flat batch array here).
+    """
+    counts = np.bincount(row_id, minlength=n_rows).astype(np.int64)
+    order = np.lexsort((u, row_id))
+    starts = np.cumsum(counts) - counts
     rows_sorted = row_id[order]
     rank = np.arange(len(order), dtype=np.int64) - starts[rows_sorted]
     out = np.zeros(len(row_id), dtype=bool)

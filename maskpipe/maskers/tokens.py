@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import column, positions_in_row, ragged
+from maskpipe.maskers.base import column, positions_in_row, ragged, take_smallest  # noqa: F401 (re-exported)
 
 
 @dataclass
@@ -159,18 +159,3 @@ def mlm_replace(ids: np.ndarray, selected: np.ndarray, kh: np.ndarray, pos: np.n
     input_ids = np.where(to_mask, mask_id, np.where(to_rand, rand_ids, ids)).astype(np.int32)
     labels = np.where(selected, ids, -100).astype(np.int32)
     return input_ids, labels
-
-
-def take_smallest(row_id: np.ndarray, u: np.ndarray, k: np.ndarray, n_rows: int) -> np.ndarray:
-    """Per row, True for the ``k[row]`` elements with the smallest draws ``u``.
-
-    Elements must come grouped by row in row order (as in every flat batch array here).
-    """
-    counts = np.bincount(row_id, minlength=n_rows).astype(np.int64)
-    order = np.lexsort((u, row_id))
-    starts = np.cumsum(counts) - counts
-    rows_sorted = row_id[order]
-    rank = np.arange(len(order), dtype=np.int64) - starts[rows_sorted]
-    out = np.zeros(len(row_id), dtype=bool)
-    out[order[rank < k[rows_sorted]]] = True
-    return out
