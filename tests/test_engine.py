@@ -192,12 +192,12 @@ def test_webdataset_input_roundtrip(ray_local, tmp_path):
 
 
 def test_config_error_before_ray(tmp_path, monkeypatch):
-    import maskpipe.engine
+    import maskpipe.runner.execute
 
     def boom(*a, **k):
         raise AssertionError("Ray must not start for an invalid config")
 
-    monkeypatch.setattr(maskpipe.engine, "_init_ray", boom)
+    monkeypatch.setattr(maskpipe.runner.execute, "init_ray", boom)
     y = tmp_path / "bad.yaml"
     y.write_text("name: x\ninput: {path: .}\noutput: {path: o, shard_sampels: 5}\n")
     with pytest.raises(maskpipe.ConfigError) as e:
