@@ -61,8 +61,7 @@ def run(config: PipelineConfig | str | os.PathLike, overrides: list[str] | None 
         d = decide(cfg, store, fmt, files, identity, overwrite=overwrite, verify=verify)
         returns: list[dict] = []
         if d.units:
-            with Progress(store, d.spec, cfg.execution.progress, d.plan.n_rows):
-                returns = execute(d, debug)
+            returns = execute(d, debug, watch=lambda: Progress(store, d.spec, cfg.execution.progress, d.plan.n_rows))
         lock.check()
         stats = commit(d, returns)
         seconds = time.time() - t0

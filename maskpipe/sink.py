@@ -1,4 +1,4 @@
-"""Deterministic WebDataset sink and the commit that publishes a run.
+"""Deterministic WebDataset sink: what a write task does with the rows it gets (commit: runner/commit.py).
 
 Rows reach write tasks grouped however Ray likes (FIELD-NOTES: a shard's blocks can land in
 different write tasks once actor pools join). Every row carries its planned global index, so:
@@ -9,8 +9,9 @@ different write tasks once actor pools join). Every row carries its planned glob
   row order. A part is raw sample bytes; a shard is its samples' bytes plus the tar end marker,
   so concatenation gives the same bytes as a direct write.
 
-Per shard a record (``.maskpipe/shards/<shard>.json``) keeps the sha256, counts and additive
-statistics, written after the shard itself: a record means the shard is complete and known.
+Per shard a record (``.maskpipe/shards/<shard>.json``) keeps the sha256, size, mtime and the
+shard's named counters (:class:`maskpipe.stats.Tally`), written after the shard itself and its
+key list: a record means the shard is complete and known.
 """
 from __future__ import annotations
 

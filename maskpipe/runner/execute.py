@@ -6,6 +6,7 @@ which :mod:`~maskpipe.runner.commit` turns into a published run.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -256,15 +257,22 @@ def _run_dataset(d: "Decision", start: RayStart, debug: bool) -> list[dict]:
     return sink.returns
 
 
-def execute(d: "Decision", debug: bool = False) -> list[dict]:
+def execute(d: "Decision", debug: bool = False, watch=contextlib.nullcontext) -> list[dict]:
     """Process the decision's remaining read units on Ray; returns the write tasks' results.
 
     Starts (and afterwards stops) an embedded Ray unless this process already has one. Errors
     come back as maskpipe's own one-line errors (Ray's wrappers and library messages removed).
+
+    Args:
+        d: the decision.
+        debug: keep library tracebacks.
+        watch: a context manager factory held while the dataset runs (the progress display),
+            entered once Ray is up so that its rates do not count Ray's start.
     """
     start = init_ray(d.cfg, debug)
     try:
-        return _run_dataset(d, start, debug)
+        with watch():
+            return _run_dataset(d, start, debug)
     except Exception as e:  # noqa: BLE001 - mapped to one line below
         inner = _unwrap(e)
         if isinstance(inner, MaskpipeError):
