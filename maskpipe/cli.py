@@ -39,7 +39,10 @@ def _setup_logging(debug: bool, quiet: bool) -> None:
 def run(
     pipeline: str = typer.Argument(..., help="Pipeline YAML."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an output written with another config."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an output written with another config, "
+                                   "input or pseudonym key."),
+    verify: bool = typer.Option(False, "--verify", help="Re-hash published shards (sha256) instead of trusting "
+                                "their recorded size and mtime before reusing them or calling the output finished."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and Ray logs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the output path."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -51,7 +54,7 @@ def run(
         from maskpipe.engine import run as run_
 
         cfg = load_config(pipeline, set_ or [])
-        res = run_(cfg, overwrite=overwrite, debug=debug)
+        res = run_(cfg, overwrite=overwrite, debug=debug, verify=verify)
     except (MaskpipeError, KeyboardInterrupt) as e:
         if isinstance(e, KeyboardInterrupt):
             typer.echo("error: interrupted; finished shards are kept and a rerun resumes", err=True)

@@ -6,6 +6,9 @@ the output independent of ``batch_size`` and parallelism.
 """
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,6 +19,7 @@ from maskpipe.errors import BadRecordsError, InputError
 from maskpipe.io.readers import INTERNAL
 from maskpipe.io.tar import column_payloads, escape_keys, field_suffix, pack_batch
 from maskpipe.maskers import MASKERS
+from maskpipe.stats import CounterSchema, privacy_counter, row_column
 
 LOCATOR_WORD = {"jsonl": "line", "csv": "line", "parquet": "row", "webdataset": "sample"}
 
@@ -37,19 +41,13 @@ class Processor:
         self.cfg = cfg
         self.files = files
         self.fmt = fmt
+        self.schema = CounterSchema.of(cfg)
         self.maskers = [MASKERS[m.kind](m, i, cfg.seed) for i, m in enumerate(cfg.masks)]
         self.privacy = None
         if cfg.privacy is not None:
             from maskpipe.privacy import PrivacyStep
 
             self.privacy = PrivacyStep(cfg.privacy)
-        self.privacy_counters = list(self.privacy.counter_names) if self.privacy else []
-
-    def counter_columns(self) -> list[str]:
-        cols = []
-        for i in range(len(self.maskers)):
-            cols += [f"__m{i}", f"__t{i}"]
-        return cols + [f"__p{j}" for j in range(len(self.privacy_counters))]
 
     def _fail_on_bad(self, rows_file, rows_pos, reasons) -> None:
         if self.cfg.execution.on_error == "fail" and len(reasons):
@@ -69,14 +67,14 @@ class Processor:
         good_idx = np.flatnonzero(good_mask)
         good = batch.take(pa.array(good_idx, pa.int64())) if len(good_idx) != n else batch
         user = good.drop_columns([c for c in INTERNAL if c in good.column_names])
-        counters: dict[str, np.ndarray] = {c: np.zeros(n, dtype=np.int64) for c in self.counter_columns()}
+        counters: dict[str, np.ndarray] = {c: np.zeros(n, dtype=np.int64) for c in self.schema.row_counters()}
         if not len(good_idx):  # only tombstones: they may lack the user's columns altogether
             return self._output(batch, reasons, [b""] * n, np.zeros(n, dtype=np.uint64), counters)
 
         if self.privacy is not None:
             user, pcounts = self.privacy.apply(user)
-            for j, name in enumerate(self.privacy_counters):
-                counters[f"__p{j}"][good_idx] = np.asarray(pcounts.get(name, 0), dtype=np.int64)
+            for name in self.schema.privacy:
+                counters[privacy_counter(name)][good_idx] = np.asarray(pcounts.get(name, 0), dtype=np.int64)
 
         keys = self._keys(user, good)
         # rows whose key is unusable become bad before masks see them
@@ -88,24 +86,25 @@ class Processor:
             user = user.drop_columns([self.cfg.input.key])
         kh = rng.key_hashes(keys) if keys else np.zeros(0, dtype=np.uint64)
 
-        for i, masker in enumerate(self.maskers):
+        for step, masker in zip(self.schema.steps, self.maskers):
             res = masker.apply(user, kh)
             user = res.table
+            counts = {what: getattr(res, what) for what in step.counts}   # COUNTS name MaskResult fields
             if res.bad is not None and res.bad.any():
                 alive = ~res.bad
                 self._mark(reasons, good_idx, alive, good, res.reason)
-                counters[f"__m{i}"][good_idx[alive]] = res.masked[alive]
-                counters[f"__t{i}"][good_idx[alive]] = res.total[alive]
+                for what in step.counts:
+                    counters[step.counter(what)][good_idx[alive]] = counts[what][alive]
                 user, keys, good_idx, good = self._keep(user, keys, good_idx, good, alive)
                 kh = kh[alive]
                 # counts of earlier steps for rows dropped now must not be counted
                 dropped = np.setdiff1d(np.arange(n), good_idx)
-                for j in range(i):
-                    counters[f"__m{j}"][dropped] = 0
-                    counters[f"__t{j}"][dropped] = 0
+                for earlier in self.schema.steps[:step.index]:
+                    for what in earlier.counts:
+                        counters[earlier.counter(what)][dropped] = 0
             else:
-                counters[f"__m{i}"][good_idx] = res.masked
-                counters[f"__t{i}"][good_idx] = res.total
+                for what in step.counts:
+                    counters[step.counter(what)][good_idx] = counts[what]
 
         cols = [(field_suffix(name, user.column(name).type), column_payloads(user.column(name)))
                 for name in user.column_names if not name.startswith("__")]
@@ -125,7 +124,7 @@ class Processor:
             "__kh": pa.array(khash, pa.uint64()),
         }
         for name, arr in counters.items():
-            out[name] = pa.array(arr, pa.int64())
+            out[row_column(name)] = pa.array(arr, pa.int64())
         return pa.table(out)
 
     def _mark(self, reasons, good_idx, alive, good, reason) -> None:
@@ -172,14 +171,43 @@ def _spread(packed: pa.Array, good_idx: np.ndarray, n: int) -> pa.Array:
     return pa.LargeBinaryArray.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(full), packed.buffers()[2]])
 
 
-_CACHE: dict[str, Processor] = {}
+@dataclass(frozen=True)
+class ProcessJob:
+    """What a worker needs to build its :class:`Processor` (small; sent once per task).
+
+    Attributes:
+        cfg_json: the validated config as JSON.
+        files: display paths of the input files (error locators).
+        fmt: input format.
+        key: sha256 of all three, computed once by the driver: the cache key of
+            :data:`_PROCESSORS`.
+    """
+
+    cfg_json: str
+    files: tuple[str, ...]
+    fmt: str
+    key: str = ""
+
+    @classmethod
+    def of(cls, cfg: PipelineConfig, files: list[str], fmt: str) -> "ProcessJob":
+        cfg_json = cfg.model_dump_json()
+        h = hashlib.sha256()
+        for part in (cfg_json, fmt, *files):
+            h.update(part.encode("utf-8", "surrogatepass") + b"\0")
+        return cls(cfg_json, tuple(files), fmt, h.hexdigest())
 
 
-def process_batch(batch: pa.Table, cfg_json: str, files: list[str], fmt: str) -> pa.Table:
-    """Ray entry point: one Processor per worker process (resources loaded once)."""
-    proc = _CACHE.get(cfg_json)
+# Explicit cache: the Processor of this worker process (resources loaded once), keyed by
+# ProcessJob.key (config, input files and format); holds at most one entry, replaced when a
+# worker is reused for another job.
+_PROCESSORS: dict[str, Processor] = {}
+
+
+def process_batch(batch: pa.Table, job: ProcessJob) -> pa.Table:
+    """Ray entry point: one Processor per worker process and job."""
+    proc = _PROCESSORS.get(job.key)
     if proc is None:
-        proc = Processor(PipelineConfig.model_validate_json(cfg_json), files, fmt)
-        _CACHE.clear()
-        _CACHE[cfg_json] = proc
+        proc = Processor(PipelineConfig.model_validate_json(job.cfg_json), list(job.files), job.fmt)
+        _PROCESSORS.clear()
+        _PROCESSORS[job.key] = proc
     return proc(batch)

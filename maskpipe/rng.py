@@ -25,7 +25,7 @@ from typing import Iterable
 
 import numpy as np
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)   # the Weyl step between positions
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _INV53 = 1.0 / float(1 << 53)
@@ -51,18 +51,44 @@ def stream_seed(seed: int, step: int, stream: int) -> np.uint64:
     return np.uint64(int.from_bytes(hashlib.blake2b(blob, digest_size=8, person=b"maskpipe-seed").digest(), "little"))
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
+# SplitMix64's finaliser: three (xor-shift, multiply) rounds. The numpy (in place), numpy
+# (fresh array) and torch versions below all run these rounds: this table is the one definition.
+_ROUNDS = ((np.uint64(30), _M1), (np.uint64(27), _M2), (np.uint64(31), None))
+
+
+def mix_inplace(x: np.ndarray, tmp: np.ndarray) -> np.ndarray:
+    """Apply the finaliser to the uint64 array ``x`` in place (``tmp``: scratch of x's shape).
+
+    The fast path: no temporaries, so a caller that loops over cache-sized chunks
+    (:func:`maskpipe.maskers.base.uniform_below`) keeps its working set in L2.
+    """
+    for shift, mul in _ROUNDS:
+        np.right_shift(x, shift, out=tmp)
+        np.bitwise_xor(x, tmp, out=x)
+        if mul is not None:
+            np.multiply(x, mul, out=x)
+    return x
+
+
+def mix(x) -> np.ndarray:
+    """The finaliser on a copy of ``x`` (uint64 array or scalar)."""
+    x = np.array(x, dtype=np.uint64)
+    return mix_inplace(x, np.empty_like(x))
+
+
+def sample_base(sample_hash: np.ndarray, sseed: np.uint64) -> np.ndarray:
+    """The per-sample half of :func:`bits`: hashed once per sample, not per position."""
+    return mix(np.asarray(sample_hash, dtype=np.uint64) ^ sseed)
 
 
 def bits(sample_hash: np.ndarray, positions: np.ndarray, sseed: np.uint64) -> np.ndarray:
-    """Uniform 64-bit integers for (sample, position) pairs; arrays broadcast together."""
+    """Uniform 64-bit integers for (sample, position) pairs; arrays broadcast together.
+
+    ``mix(mix(sample_hash ^ sseed) + (position + 1) * GOLDEN)``, all modulo 2**64.
+    """
     with np.errstate(over="ignore"):
-        base = _mix(np.asarray(sample_hash, dtype=np.uint64) ^ sseed)
-        x = base + (np.asarray(positions).astype(np.uint64) + np.uint64(1)) * _GOLDEN
-        return _mix(x)
+        x = sample_base(sample_hash, sseed) + (np.asarray(positions).astype(np.uint64) + np.uint64(1)) * GOLDEN
+        return mix_inplace(x, np.empty_like(x))
 
 
 def uniform(sample_hash: np.ndarray, positions: np.ndarray, sseed: np.uint64) -> np.ndarray:
@@ -80,19 +106,17 @@ def _to_i64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def _torch_consts():
-    return _to_i64(int(_GOLDEN)), _to_i64(int(_M1)), _to_i64(int(_M2))
-
-
 def _tshr(x, k: int):
     return (x >> k) & ((1 << (64 - k)) - 1)
 
 
 def _tmix(x):
-    _, m1, m2 = _torch_consts()
-    x = (x ^ _tshr(x, 30)) * m1
-    x = (x ^ _tshr(x, 27)) * m2
-    return x ^ _tshr(x, 31)
+    """:data:`_ROUNDS` on an int64 tensor holding uint64 bit patterns."""
+    for shift, mul in _ROUNDS:
+        x = x ^ _tshr(x, int(shift))
+        if mul is not None:
+            x = x * _to_i64(int(mul))
+    return x
 
 
 def uniform_torch(sample_hash, positions, sseed: np.uint64):
@@ -106,7 +130,6 @@ def uniform_torch(sample_hash, positions, sseed: np.uint64):
     """
     import torch
 
-    golden, _, _ = _torch_consts()
     base = _tmix(sample_hash ^ _to_i64(int(sseed)))
-    x = _tmix(base + (positions.to(torch.int64) + 1) * golden)
+    x = _tmix(base + (positions.to(torch.int64) + 1) * _to_i64(int(GOLDEN)))
     return _tshr(x, 11).to(torch.float64) * _INV53

@@ -1,4 +1,4 @@
-"""Deterministic WebDataset sink and the commit that publishes a run.
+"""Deterministic WebDataset sink: what a write task does with the rows it gets (commit: runner/commit.py).
 
 Rows reach write tasks grouped however Ray likes (FIELD-NOTES: a shard's blocks can land in
 different write tasks once actor pools join). Every row carries its planned global index, so:
@@ -9,24 +9,24 @@ different write tasks once actor pools join). Every row carries its planned glob
   row order. A part is raw sample bytes; a shard is its samples' bytes plus the tar end marker,
   so concatenation gives the same bytes as a direct write.
 
-Per shard a record (``.maskpipe/shards/<shard>.json``) keeps the sha256, counts and additive
-statistics, written after the shard itself: a record means the shard is complete and known.
+Per shard a record (``.maskpipe/shards/<shard>.json``) keeps the sha256, size, mtime and the
+shard's named counters (:class:`maskpipe.stats.Tally`), written after the shard itself and its
+key list: a record means the shard is complete and known.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.fs as pafs
 
 from maskpipe.io.store import META, OutputStore
 from maskpipe.io.tar import EOF_MARKER
-
-HIST_BINS = 20
+from maskpipe.stats import CounterSchema, Tally
 
 
 def shard_name(name: str, j: int) -> str:
@@ -43,17 +43,28 @@ def keys_rel(name: str, j: int) -> str:
 
 @dataclass
 class SinkSpec:
-    """Everything a write task needs (small, picklable)."""
+    """Everything a write task needs (small, picklable).
+
+    Attributes:
+        uri: the output folder.
+        endpoint: S3 endpoint override.
+        name: the pipeline name (shard names).
+        n_rows: planned input rows.
+        shard_samples: rows per shard.
+        schema: the run's named counters.
+        done: shards reused from an earlier run (write tasks skip their rows).
+        run_id: the run's identity (config hash, input fingerprint, key id): records of other
+            runs are never reused.
+    """
 
     uri: str
     endpoint: str | None
     name: str
     n_rows: int
     shard_samples: int
-    n_steps: int
-    counters: list[str]
+    schema: CounterSchema = CounterSchema()
     done: frozenset = frozenset()
-    run_id: str = ""          # config hash + input fingerprint: records of other runs are never reused
+    run_id: str = ""
 
     @property
     def n_shards(self) -> int:
@@ -63,78 +74,15 @@ class SinkSpec:
         return j * self.shard_samples, min((j + 1) * self.shard_samples, self.n_rows)
 
 
-@dataclass
-class Tally:
-    """Additive statistics of a run of rows (merge with ``+``, in any order)."""
-
-    counters: dict[str, int] = field(default_factory=dict)
-    hist: list[list[int]] = field(default_factory=list)
-    empty: list[int] = field(default_factory=list)
-    bad: dict[str, int] = field(default_factory=dict)
-    samples: int = 0
-    rows: int = 0
-    quarantine: list[list] = field(default_factory=list)   # [row, file index, pos, reason]
-    keys: list[np.ndarray] = field(default_factory=list)    # (3, n) int64: key hash bits, file, pos
-
-    @classmethod
-    def zero(cls, spec: SinkSpec) -> "Tally":
-        return cls({c: 0 for c in spec.counters}, [[0] * HIST_BINS for _ in range(spec.n_steps)],
-                   [0] * spec.n_steps)
-
-    def add_block(self, t: pa.Table, spec: SinkSpec) -> None:
-        n = t.num_rows
-        self.rows += n
-        bad = t.column("__bad")
-        good = pc.is_null(bad).to_numpy(zero_copy_only=False)
-        self.samples += int(good.sum())
-        for c in spec.counters:
-            self.counters[c] += int(np.asarray(t.column(c).to_numpy()).sum())
-        for i in range(spec.n_steps):
-            m = t.column(f"__m{i}").to_numpy()[good]
-            tt = t.column(f"__t{i}").to_numpy()[good]
-            has = tt > 0
-            self.empty[i] += int((~has).sum())
-            b = np.minimum(m[has] * HIST_BINS // tt[has], HIST_BINS - 1)
-            counts = np.bincount(b, minlength=HIST_BINS)
-            self.hist[i] = [a + int(c) for a, c in zip(self.hist[i], counts)]
-        if not good.all():
-            idx = np.flatnonzero(~good)
-            rows = t.column("__row").to_numpy()[idx]
-            files = t.column("__file").to_numpy()[idx]
-            pos = t.column("__pos").to_numpy()[idx]
-            reasons = bad.take(pa.array(idx)).to_pylist()
-            for r, f, p, why in zip(rows, files, pos, reasons):
-                self.bad[why] = self.bad.get(why, 0) + 1
-                self.quarantine.append([int(r), int(f), int(p), why])
-        gi = np.flatnonzero(good)
-        if len(gi):
-            kh = t.column("__kh").to_numpy()[gi].view(np.int64)
-            self.keys.append(np.stack([kh, t.column("__file").to_numpy()[gi].astype(np.int64),
-                                       t.column("__pos").to_numpy()[gi]]))
-
-    def merge(self, other: "Tally") -> "Tally":
-        out = Tally(
-            {k: self.counters.get(k, 0) + other.counters.get(k, 0) for k in self.counters.keys() | other.counters.keys()},
-            [[a + b for a, b in zip(x, y)] for x, y in zip(self.hist, other.hist)],
-            [a + b for a, b in zip(self.empty, other.empty)],
-            {k: self.bad.get(k, 0) + other.bad.get(k, 0) for k in self.bad.keys() | other.bad.keys()},
-            self.samples + other.samples, self.rows + other.rows,
-            sorted(self.quarantine + other.quarantine), self.keys + other.keys,
-        )
-        return out
-
-    def key_array(self) -> np.ndarray:
-        return np.concatenate(self.keys, axis=1) if self.keys else np.zeros((3, 0), dtype=np.int64)
-
-    def to_record(self) -> dict:
-        return {"rows": self.rows, "samples": self.samples, "counters": dict(sorted(self.counters.items())),
-                "hist": self.hist, "empty": self.empty, "bad": dict(sorted(self.bad.items())),
-                "quarantine": sorted(self.quarantine)}
-
-    @classmethod
-    def from_record(cls, rec: dict) -> "Tally":
-        return cls(dict(rec["counters"]), [list(h) for h in rec["hist"]], list(rec["empty"]), dict(rec["bad"]),
-                   rec["samples"], rec["rows"], [list(q) for q in rec["quarantine"]], [])
+def file_stat(store: OutputStore, rel: str) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a published file, or None when it is missing."""
+    try:
+        info = store.fs.get_file_info(store.full(rel))
+    except OSError:
+        return None
+    if info.type != pafs.FileType.File:
+        return None
+    return int(info.size), int(info.mtime_ns or 0)
 
 
 class _Piece:
@@ -150,7 +98,7 @@ class _Piece:
         self.f = open(self.tmp, "wb")
         self.sha = hashlib.sha256()
         self.nbytes = 0
-        self.tally = Tally.zero(spec)
+        self.tally = Tally.zero(spec.schema)
 
     def add(self, t: pa.Table) -> None:
         # chunk by chunk: a block is often several processed batches, and combining them would
@@ -165,7 +113,7 @@ class _Piece:
                 self.f.write(chunk)
                 self.sha.update(chunk)
                 self.nbytes += int(offs[-1] - offs[0])
-        self.tally.add_block(t, self.spec)
+        self.tally.add_block(t, self.spec.schema)
         self.next += t.num_rows
 
     @property
@@ -173,12 +121,12 @@ class _Piece:
         a, b = self.spec.shard_rows(self.shard)
         return self.first == a and self.next == b
 
-    def publish_shard(self) -> None:
+    def publish_shard(self) -> dict:
         self.f.write(EOF_MARKER)
         self.sha.update(EOF_MARKER)
         self.nbytes += len(EOF_MARKER)
         self.f.close()
-        publish(self.store, self.spec, self.shard, self.tmp, self.nbytes, self.sha.hexdigest(), self.tally)
+        return publish(self.store, self.spec, self.shard, self.tmp, self.nbytes, self.sha.hexdigest(), self.tally)
 
     def publish_part(self) -> dict:
         self.f.close()
@@ -195,22 +143,31 @@ class _Piece:
             pass
 
 
-def publish(store: OutputStore, spec: SinkSpec, j: int, tmp: str, nbytes: int, sha: str, tally: Tally) -> None:
-    """Shard first, then its key list, then its record: the record's presence means 'done'."""
-    store.publish_file(tmp, shard_name(spec.name, j))
+def publish(store: OutputStore, spec: SinkSpec, j: int, tmp: str, nbytes: int, sha: str, tally: Tally) -> dict:
+    """Shard first, then its key list, then its record: the record's presence means 'done'.
+
+    The key list is sorted by key hash, so the commit's duplicate check merges sorted runs in
+    bounded memory. The record keeps the shard's size and mtime as published: a resume trusts a
+    shard whose size and mtime still match (``--verify`` re-hashes instead). Returns the record.
+    """
+    rel = shard_name(spec.name, j)
+    store.publish_file(tmp, rel)
     buf = io.BytesIO()
     np.save(buf, tally.key_array())
     store.write_bytes(keys_rel(spec.name, j), buf.getvalue())
-    rec = {"shard": j, "path": shard_name(spec.name, j), "bytes": nbytes, "sha256": sha,
+    st = file_stat(store, rel)
+    rec = {"shard": j, "path": rel, "bytes": nbytes, "sha256": sha, "mtime_ns": st[1] if st else None,
            "first_row": spec.shard_rows(j)[0], "run": spec.run_id, **tally.to_record()}
     store.write_json(record_rel(spec.name, j), rec)
+    return rec
 
 
 def write_blocks(blocks, spec: SinkSpec) -> dict:
-    """Body of one write task. Returns published shard ids and parts for the commit."""
+    """Body of one write task. Returns the records of the shards it published and the parts it
+    wrote (``{"records": [...], "parts": [...]}``) for the commit."""
     store = OutputStore(spec.uri, spec.endpoint)
     open_: dict[int, _Piece] = {}
-    shards: list[int] = []
+    records: list[dict] = []
     parts: list[dict] = []
     try:
         for block in blocks:
@@ -237,18 +194,17 @@ def write_blocks(blocks, spec: SinkSpec) -> dict:
                     piece = open_[j] = _Piece(store, spec, j, int(rows[a]))
                 piece.add(block.slice(int(a), int(b - a)))
                 if piece.complete:
-                    open_.pop(j).publish_shard()
-                    shards.append(j)
+                    records.append(open_.pop(j).publish_shard())
         for j in sorted(open_):
             parts.append(open_.pop(j).publish_part())
     finally:
         for piece in open_.values():
             piece.abort()
-    return {"shards": shards, "parts": parts}
+    return {"records": records, "parts": parts}
 
 
-def assemble(store: OutputStore, spec: SinkSpec, j: int, parts: list[dict]) -> None:
-    """Concatenate a shard's parts (in row order) into the shard and publish it."""
+def assemble(store: OutputStore, spec: SinkSpec, j: int, parts: list[dict]) -> dict:
+    """Concatenate a shard's parts (in row order) into the shard and publish it; returns its record."""
     a, b = spec.shard_rows(j)
     chosen = []
     at = a
@@ -265,7 +221,7 @@ def assemble(store: OutputStore, spec: SinkSpec, j: int, parts: list[dict]) -> N
     tmp = store.local_tmp(shard_name(spec.name, j))
     sha = hashlib.sha256()
     n = 0
-    tally = Tally.zero(spec)
+    tally = Tally.zero(spec.schema)
     with open(tmp, "wb") as out:
         for p in chosen:
             with store.open_read(p["rel"]) as f:
@@ -276,8 +232,8 @@ def assemble(store: OutputStore, spec: SinkSpec, j: int, parts: list[dict]) -> N
                     out.write(chunk)
                     sha.update(chunk)
                     n += len(chunk)
-            tally = tally.merge(p["tally"])
+            tally.add(p["tally"])
         out.write(EOF_MARKER)
         sha.update(EOF_MARKER)
         n += len(EOF_MARKER)
-    publish(store, spec, j, tmp, n, sha.hexdigest(), tally)
+    return publish(store, spec, j, tmp, n, sha.hexdigest(), tally)

@@ -177,11 +177,11 @@ def ensure_corpus(n_docs: int, seed: int = 0, quiet: bool = False) -> dict:
 def _ray_init_like_maskpipe():
     """Start Ray exactly as ``maskpipe run`` would (same resources and object store size)."""
     from maskpipe.config import PipelineConfig
-    from maskpipe.engine import _init_ray
+    from maskpipe.runner.execute import init_ray
 
     cfg = PipelineConfig.model_validate({"name": "x", "input": {"path": "."}, "output": {"path": "."}})
     t0 = time.time()
-    _init_ray(cfg, debug=False)
+    init_ray(cfg, debug=False)
     return time.time() - t0
 
 

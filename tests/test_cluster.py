@@ -1,5 +1,8 @@
 """The same pipeline on a real 2-node Ray cluster (two `ray start` nodes on this machine) gives
-byte-identical output to the embedded default."""
+byte-identical output to the embedded default.
+
+Slow (it starts a cluster and two runs): marked ``slow``; ``make test`` runs it.
+"""
 from __future__ import annotations
 
 import os
@@ -12,6 +15,8 @@ import time
 import pytest
 
 from tests.helpers import output_bytes, write_yaml
+
+pytestmark = pytest.mark.slow
 
 RAY = os.path.join(os.path.dirname(sys.executable), "ray")
 

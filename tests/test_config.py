@@ -268,11 +268,33 @@ def test_output_hash_changes_with_output_affecting_keys(tmp_path):
     assert len(hashes) == 6
 
 
-def test_output_hash_is_stable_and_hex(tmp_path):
-    p = write(tmp_path, BASE)
+def test_output_hash_is_stable_across_processes_and_key_order(tmp_path):
+    """The hash is sha256 hex of a canonical form: the same in another interpreter (another
+    PYTHONHASHSEED, so no set/dict-order or id() leaks in) and whatever order the YAML lists
+    mapping keys in (privacy rules, tabular fills are dicts)."""
+    import re
+    import subprocess
+    import sys
+
+    text = BASE + textwrap.dedent("""\
+        privacy:
+          fields: {a: drop, b: redact, c: keep}
+        """)
+    reordered = BASE.replace("  - kind: features\n    field: x\n    ratio: 0.3\n",
+                             "  - ratio: 0.3\n    kind: features\n    field: x\n") + textwrap.dedent("""\
+        privacy:
+          fields: {c: keep, b: redact, a: drop}
+        """)
+    assert reordered != text
+    p, q = write(tmp_path, text), write(tmp_path, reordered, "q.yaml")
     h = load_config(p).output_hash()
-    assert h == load_config(p).output_hash()
-    assert len(h) == 64 and int(h, 16) >= 0
+    assert re.fullmatch(r"[0-9a-f]{64}", h)
+    assert load_config(q).output_hash() == h
+    code = "import sys; from maskpipe.config import load_config; print(load_config(sys.argv[1]).output_hash())"
+    for hashseed in ("1", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=hashseed, PYTHONPATH=str(ROOT))
+        out = subprocess.run([sys.executable, "-c", code, str(q)], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == h
 
 
 def test_output_hash_follows_tokenizer_content_not_path(tmp_path):

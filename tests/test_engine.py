@@ -43,7 +43,14 @@ def demo_cfg(base, tokenizer, out="out", **over):
     return cfg
 
 
+def _bodies(base) -> dict[str, str]:
+    t = pa.concat_tables([pq.read_table(p) for p in sorted((base / "data").glob("*.parquet"))])
+    return dict(zip(t.column("ticket_id").to_pylist(), t.column("body").to_pylist()))
+
+
 def test_demo_output_contract(ray_local, demo_data, tokenizer_path, tmp_path):
+    from tokenizers import Tokenizer
+
     y = write_yaml(tmp_path / "p.yaml", demo_cfg(demo_data, tokenizer_path, out=str(tmp_path / "o")))
     res = maskpipe.run(y)
     out = str(tmp_path / "o")
@@ -51,7 +58,12 @@ def test_demo_output_contract(ray_local, demo_data, tokenizer_path, tmp_path):
     assert [s["path"] for s in man["shards"]] == [f"t-{j:06d}.tar" for j in range(4)]
     assert [s["samples"] for s in man["shards"]] == [250, 250, 250, 150]
     assert man["totals"]["samples"] == 900 == res.samples_out
-    seen = []
+    # the oracle: the tokenizer itself (truncated like the step's max_length: 128)
+    tok = Tokenizer.from_file(tokenizer_path)
+    tok.enable_truncation(128)
+    mask_id, specials = tok.token_to_id("[MASK]"), {tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")}
+    bodies = _bodies(demo_data)
+    seen, n_sel, n_masked, n_kept = [], 0, 0, 0
     for s in man["shards"]:
         data = open(os.path.join(out, s["path"]), "rb").read()
         assert sha256(data) == s["sha256"] and len(data) == s["bytes"]
@@ -59,14 +71,23 @@ def test_demo_output_contract(ray_local, demo_data, tokenizer_path, tmp_path):
             seen.append(sample["__key__"])
             ids, labels = load_npy(sample["body.input_ids.npy"]), load_npy(sample["body.labels.npy"])
             assert ids.dtype == np.int32 and labels.dtype == np.int32 and ids.shape == labels.shape
+            orig = np.array(tok.encode(bodies[sample["__key__"]]).ids)
+            assert ids.shape == orig.shape
             sel = labels != -100
-            # where not selected, the input is untouched; selected ones mostly became [MASK]
-            assert ids[0] == 2 and ids[-1] == 3  # [CLS] ... [SEP] never masked
+            assert np.array_equal(ids[~sel], orig[~sel])          # not selected: untouched
+            assert np.array_equal(labels[sel], orig[sel])         # selected: the label is the original
+            assert not np.isin(orig[sel], list(specials)).any()   # [CLS] / [SEP] never selected
+            n_sel += int(sel.sum())
+            n_masked += int((ids[sel] == mask_id).sum())
+            n_kept += int((ids[sel] == orig[sel]).sum())
             feats, mask = load_npy(sample["features.npy"]), load_npy(sample["features.mask.npy"])
             assert mask.dtype == np.uint8 and feats.shape == mask.shape == (32,)
             assert np.all(feats[mask == 1] == -1.0)
-            assert sel.sum() <= len(ids)
             assert "ticket_id.txt" not in sample  # the key column is the sample key
+    # BERT's 80/10/10 over the selected tokens: [MASK], a random token, the token kept
+    assert n_sel > 2000
+    assert abs(n_masked / n_sel - 0.8) < 0.03
+    assert abs(n_kept / n_sel - 0.1) < 0.03
     assert len(seen) == 900 and len(set(seen)) == 900
     assert seen[:3] == ["T0000000", "T0000001", "T0000002"]
     stats = json.load(open(os.path.join(out, "stats.json")))
@@ -192,15 +213,98 @@ def test_webdataset_input_roundtrip(ray_local, tmp_path):
 
 
 def test_config_error_before_ray(tmp_path, monkeypatch):
-    import maskpipe.engine
+    import maskpipe.runner.execute
 
     def boom(*a, **k):
         raise AssertionError("Ray must not start for an invalid config")
 
-    monkeypatch.setattr(maskpipe.engine, "_init_ray", boom)
+    monkeypatch.setattr(maskpipe.runner.execute, "init_ray", boom)
     y = tmp_path / "bad.yaml"
     y.write_text("name: x\ninput: {path: .}\noutput: {path: o, shard_sampels: 5}\n")
     with pytest.raises(maskpipe.ConfigError) as e:
         maskpipe.run(str(y))
     assert "output.shard_sampels" in str(e.value) and ":3" in str(e.value)
     assert "\n" not in str(e.value)
+
+
+def test_driver_learns_counter_names_without_building_steps(ray_local, demo_data, tokenizer_path, tmp_path,
+                                                           monkeypatch):
+    """The driver never builds a Processor or a PrivacyStep (they load tokenizers, models and
+    the key): counter names come from the config. Workers are other processes, unaffected."""
+    import maskpipe.privacy.step
+    import maskpipe.process
+
+    def boom(*a, **k):
+        raise AssertionError("built in the driver")
+
+    monkeypatch.setattr(maskpipe.process.Processor, "__init__", boom)
+    monkeypatch.setattr(maskpipe.privacy.step.PrivacyStep, "__init__", boom)
+    cfg = demo_cfg(demo_data, tokenizer_path, out=str(tmp_path / "o"))
+    cfg["privacy"] = {"scan": {"fields": ["body"], "entities": ["email", "phone"]}}
+    maskpipe.run(write_yaml(tmp_path / "p.yaml", cfg))
+    stats = json.load(open(tmp_path / "o" / "stats.json"))
+    assert set(stats["privacy"]["scan"]["body"]) == {"email", "phone"} and stats["privacy"]["entities"]["email"] > 0
+    rec = json.load(open(tmp_path / "o" / ".maskpipe" / "shards" / "t-000000.json"))
+    assert sorted(rec["counters"]) == sorted(
+        [f"step:{i}:{w}" for i in (0, 1) for w in ("masked", "total", "samples_without_positions")]
+        + ["privacy:scan.body.email", "privacy:scan.body.phone"])
+    assert rec["counters"]["step:1:total"] == 250 * 32     # features: every entry of every sample
+
+
+def test_shard_bytes_plans_once_and_matches_the_reference(ray_local, demo_data, tokenizer_path, tmp_path,
+                                                          monkeypatch):
+    """With shard_bytes the input is planned once; shards hold min(shard_samples, shard_bytes /
+    input bytes per row) rows, those that straddle read units are joined from parts, and the
+    bytes equal the single-process reference for that shard size."""
+    import maskpipe.runner.decide as decide
+
+    calls = []
+    real = decide.plan_input
+    monkeypatch.setattr(decide, "plan_input", lambda *a, **k: calls.append(a) or real(*a, **k))
+    size = sum(p.stat().st_size for p in (demo_data / "data").glob("*.parquet"))
+    per_row = size // 900
+    cfg = demo_cfg(demo_data, tokenizer_path, out=str(tmp_path / "o"))
+    cfg["output"]["shard_bytes"] = per_row * 70 + 1      # 70 rows a shard: 250-row read units straddle them
+    y = write_yaml(tmp_path / "p.yaml", cfg)
+    res = maskpipe.run(y)
+    assert len(calls) == 1
+    man = read_manifest(str(tmp_path / "o"))
+    assert [s["samples"] for s in man["shards"]] == [70] * 12 + [60] and res.shards == 13
+    got = {k: v for k, v in output_bytes(str(tmp_path / "o")).items() if k.endswith(".tar")}
+    assert got == reference_shards(y, ["output.shard_samples=70", "output.shard_bytes=null"])
+
+
+def _flip_keep_size_and_mtime(path: str) -> None:
+    st = os.stat(path)
+    data = bytearray(open(path, "rb").read())
+    data[600] ^= 0x01
+    open(path, "wb").write(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_resume_trusts_size_and_mtime_and_verify_rehashes(ray_local, demo_data, tokenizer_path, tmp_path):
+    """Without --verify a shard whose size and mtime match its record is reused unread (so an
+    in-place edit that keeps both goes unnoticed, as documented); with --verify every shard is
+    re-hashed, and a finished output whose shard no longer hashes is repaired, not a no-op."""
+    y = write_yaml(tmp_path / "p.yaml", demo_cfg(demo_data, tokenizer_path, out=str(tmp_path / "o")))
+    maskpipe.run(y)
+    out = str(tmp_path / "o")
+    good = output_bytes(out)
+    shard = os.path.join(out, "t-000001.tar")
+
+    # finished output, shard edited in place keeping size and mtime
+    _flip_keep_size_and_mtime(shard)
+    assert maskpipe.run(y).noop                             # the cheap check trusts it
+    again = maskpipe.run(y, verify=True)
+    assert not again.noop and again.skipped_shards == 3     # the other three verified and kept
+    assert output_bytes(out) == good
+
+    # interrupted output (no manifest): the same edit is trusted on resume without --verify ...
+    _flip_keep_size_and_mtime(shard)
+    os.unlink(os.path.join(out, "manifest.json"))
+    assert maskpipe.run(y).skipped_shards == 4
+    assert open(shard, "rb").read() != good["t-000001.tar"]
+    # ... and found with it
+    os.unlink(os.path.join(out, "manifest.json"))
+    assert maskpipe.run(y, verify=True).skipped_shards == 3
+    assert output_bytes(out) == good

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -13,8 +13,35 @@ from pydantic import BaseModel, ConfigDict
 from maskpipe import rng
 
 
+@dataclass(frozen=True)
+class StepTarget:
+    """What a mask step reports in ``stats.json`` beside its counts.
+
+    Attributes:
+        field: the column shown as the step's ``field``.
+        target_ratio: the expected ``masked / total`` (None where it is not known up front).
+    """
+
+    field: str
+    target_ratio: float | None
+
+
 class MaskerConfig(BaseModel):
+    """Base of every kind's frozen config.
+
+    A kind declares what it counts and what it aims at, so the engine never reads a kind's own
+    keys: :attr:`COUNTS` names the per-sample integers its :class:`MaskResult` carries (summed
+    into the ``step:<index>:<name>`` counters, see :mod:`maskpipe.stats`), and :meth:`target`
+    gives the field and target ratio shown in ``stats.json``.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    COUNTS: ClassVar[tuple[str, ...]] = ("masked", "total")
+
+    def target(self) -> StepTarget:
+        """The step's field and target ratio for stats; every kind defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define target()")
 
 
 @dataclass
@@ -33,7 +60,6 @@ class MaskResult:
     total: np.ndarray
     bad: np.ndarray | None = None
     reason: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 class Masker:
@@ -51,9 +77,6 @@ class Masker:
     @classmethod
     def preflight(cls, cfg: MaskerConfig) -> list[str]:
         """Problems to report before any work starts (missing files, ...)."""
-        return []
-
-    def output_fields(self) -> list[str]:
         return []
 
     def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
@@ -169,34 +192,39 @@ def uniform_below(key_hash: np.ndarray, lengths: np.ndarray, sseed: np.uint64, p
     starts = ends - lengths
     with np.errstate(over="ignore"):
         # rng.bits' input at token i of a row is row[r] + i * GOLDEN (i counted over the batch)
-        row = rng._mix(np.asarray(key_hash, dtype=np.uint64) ^ sseed) \
-            + (np.uint64(1) - starts.astype(np.uint64)) * rng._GOLDEN
+        row = rng.sample_base(key_hash, sseed) + (np.uint64(1) - starts.astype(np.uint64)) * rng.GOLDEN
     out = np.empty(total, dtype=bool)
     x = np.empty(min(total, _CHUNK), dtype=np.uint64)
     t = np.empty_like(x)
-    step = np.arange(len(x), dtype=np.uint64) * rng._GOLDEN
+    step = np.arange(len(x), dtype=np.uint64) * rng.GOLDEN
     for a in range(0, total, _CHUNK):
         m = min(_CHUNK, total - a)
         xx, tt = x[:m], t[:m]
         with np.errstate(over="ignore"):
-            np.add(step[:m], np.uint64(a) * rng._GOLDEN, out=xx)
+            np.add(step[:m], np.uint64(a) * rng.GOLDEN, out=xx)
         r0, r1 = np.searchsorted(ends, [a, a + m - 1], side="right")
         seg = np.minimum(ends[r0:r1 + 1], a + m) - np.maximum(starts[r0:r1 + 1], a)
         np.add(xx, np.repeat(row[r0:r1 + 1], seg), out=xx)
-        for shift, mul in ((30, rng._M1), (27, rng._M2), (31, None)):
-            np.right_shift(xx, np.uint64(shift), out=tt)
-            np.bitwise_xor(xx, tt, out=xx)
-            if mul is not None:
-                np.multiply(xx, mul, out=xx)
+        rng.mix_inplace(xx, tt)
         np.less(xx, thr, out=out[a:a + m])
     return out
 
 
-def list_array(values: np.ndarray, lengths: np.ndarray, type_: pa.DataType | None = None) -> pa.Array:
+def list_array(values: np.ndarray, lengths: np.ndarray, type_: pa.DataType | None = None,
+               null: np.ndarray | None = None) -> pa.Array:
+    """A list column from flat values and per-row lengths (the one list builder of the maskers).
+
+    Rows where ``null`` is True are null (their length must be 0).
+
+    Example:
+        >>> list_array(np.array([1, 2, 3]), np.array([2, 0, 1]), pa.int32(), np.array([False, True, False])).to_pylist()
+        [[1, 2], None, [3]]
+    """
     offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     vals = pa.array(values, type=type_) if type_ is not None else pa.array(values)
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), vals)
+    mask = pa.array(null, pa.bool_()) if null is not None and null.any() else None
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), vals, mask=mask)
 
 
 def set_column(table: pa.Table, name: str, arr: pa.Array) -> pa.Table:

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, column, list_array, positions_in_row, ragged, select, set_column
+from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, positions_in_row, ragged, select, set_column
 
 
 class FeaturesConfig(MaskerConfig):
@@ -37,6 +37,10 @@ class FeaturesConfig(MaskerConfig):
     sampling: Literal["exact", "bernoulli"] = "exact"
     keep_original: bool = False
 
+    def target(self) -> StepTarget:
+        """Stats aim at ``ratio`` of the entries."""
+        return StepTarget(self.field, self.ratio)
+
 
 class FeaturesMasker(Masker):
     """Writes the masked values in place of ``<field>`` and the mask as ``<field>.mask``
@@ -44,10 +48,6 @@ class FeaturesMasker(Masker):
 
     kind = "features"
     Config = FeaturesConfig
-
-    def output_fields(self) -> list[str]:
-        f = self.cfg.field
-        return [f, f + ".mask"] + ([f + ".orig"] if self.cfg.keep_original else [])
 
     def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
         cfg = self.cfg

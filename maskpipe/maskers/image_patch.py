@@ -10,8 +10,9 @@ from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, column, positions_in_row, ragged, select, set_column
-from maskpipe.maskers.ndarray import flat_list, shape_list
+from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, positions_in_row, ragged, select,
+                                   set_column)
+from maskpipe.maskers.ndarray import shape_list
 
 
 class ImagePatchConfig(MaskerConfig):
@@ -52,6 +53,10 @@ class ImagePatchConfig(MaskerConfig):
         if self.shape is not None and min(self.shape) <= 0:
             raise ValueError("shape: [H, W, C] must be positive")
         return self
+
+    def target(self) -> StepTarget:
+        """Stats aim at ``ratio`` of the patches."""
+        return StepTarget(self.field, self.ratio)
 
 
 def select_torch(row_id: np.ndarray, pos: np.ndarray, key_hash: np.ndarray, ratio: float, sampling: str,
@@ -118,10 +123,6 @@ class ImagePatchMasker(Masker):
 
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
-    def output_fields(self) -> list[str]:
-        f = self.cfg.field
-        return [f + ".masked", f + ".mask", f + ".shape"]
-
     def patch_mask(self, n_patches: np.ndarray, key_hash: np.ndarray) -> np.ndarray:
         """Flat patch mask for rows with ``n_patches`` patches each (row-major in each image)."""
         n = len(n_patches)
@@ -176,7 +177,7 @@ class ImagePatchMasker(Masker):
         pix = patch_pixels(mask.reshape(-1, int(gh), int(gw)), cfg.patch_size, H, W)
         masked_imgs = fill_images(imgs, pix, cfg.fill)
         out_len = np.where(ok, H * W * C, 0)
-        out = set_column(table, cfg.field + ".masked", flat_list(masked_imgs.ravel(), out_len, arr.type.value_type, ~ok))
+        out = set_column(table, cfg.field + ".masked", list_array(masked_imgs.ravel(), out_len, arr.type.value_type, ~ok))
         return self._finish(out, mask, n_patches, np.tile([H, W, C], (n, 1)), ok, bad, "shape_mismatch")
 
     def _encoded(self, table: pa.Table, arr: pa.Array, key_hash: np.ndarray) -> MaskResult:
@@ -208,14 +209,14 @@ class ImagePatchMasker(Masker):
             parts.append(fill_images(imgs[i], patch_pixels(m, cfg.patch_size, int(h), int(w)), cfg.fill).ravel())
         flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
         out_len = np.where(ok, shapes.prod(axis=1), 0)
-        out = set_column(table, cfg.field + ".masked", flat_list(flat, out_len, pa.uint8(), ~ok))
+        out = set_column(table, cfg.field + ".masked", list_array(flat, out_len, pa.uint8(), ~ok))
         return self._finish(out, mask, n_patches, shapes, ok, bad, "undecodable_image")
 
     def _finish(self, out: pa.Table, mask: np.ndarray, n_patches: np.ndarray, shapes: np.ndarray, ok: np.ndarray,
                 bad: np.ndarray, reason: str) -> MaskResult:
         f = self.cfg.field
         n = len(n_patches)
-        out = set_column(out, f + ".mask", flat_list(mask.astype(np.uint8), n_patches, pa.uint8(), ~ok))
+        out = set_column(out, f + ".mask", list_array(mask.astype(np.uint8), n_patches, pa.uint8(), ~ok))
         out = set_column(out, f + ".shape", shape_list(shapes, ~ok))
         row_id = np.repeat(np.arange(n, dtype=np.int64), n_patches)
         masked = np.bincount(row_id[mask], minlength=n).astype(np.int64)

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, column, flat_values, isin_ids, list_array,
+from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, StepTarget, column, flat_values, isin_ids, list_array,
                                    positions_in_row, select, set_column, uniform_below)
 
 
@@ -58,6 +58,10 @@ class MlmConfig(MaskerConfig):
         if self.tokenizer is None and (self.mask_id is None or self.vocab_size is None):
             raise ValueError("without a tokenizer, set mask_id and vocab_size (the field must hold token ids)")
         return self
+
+    def target(self) -> StepTarget:
+        """Stats aim at ``ratio`` of the non-special tokens (words for ``whole_word``)."""
+        return StepTarget(self.field, self.ratio)
 
 
 @functools.lru_cache(maxsize=8)
@@ -110,9 +114,6 @@ class MlmMasker(Masker):
         if cfg.mask_id is None and tok.token_to_id(cfg.mask_token) is None:
             return [f"mask_token: '{cfg.mask_token}' is not in the tokenizer's vocabulary; set mask_token or mask_id"]
         return []
-
-    def output_fields(self) -> list[str]:
-        return [self.cfg.field + ".input_ids", self.cfg.field + ".labels"]
 
     def _tokenise(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         texts = arr.to_pylist()

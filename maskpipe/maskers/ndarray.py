@@ -10,14 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-
-def flat_list(values: np.ndarray, lengths: np.ndarray, type_: pa.DataType, null: np.ndarray | None = None) -> pa.Array:
-    """A list column from flat values and per-row lengths; rows where ``null`` is True are null
-    (their length must be 0)."""
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    mask = pa.array(null, pa.bool_()) if null is not None and null.any() else None
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, type=type_), mask=mask)
+from maskpipe.maskers.base import list_array
 
 
 def shape_list(shapes: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
@@ -27,4 +20,4 @@ def shape_list(shapes: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     if null is not None:
         lengths[null] = 0
         shapes = shapes[~null]
-    return flat_list(shapes.astype(np.int32).ravel(), lengths, pa.int32(), null)
+    return list_array(shapes.astype(np.int32).ravel(), lengths, pa.int32(), null)

@@ -8,7 +8,7 @@ import pyarrow as pa
 from pydantic import Field, model_validator
 
 from maskpipe import rng
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, list_array, positions_in_row, set_column
+from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, StepTarget, list_array, positions_in_row, set_column
 from maskpipe.maskers.mlm import MlmConfig, MlmMasker, load_tokenizer
 from maskpipe.maskers.tokens import rank_within_rows, read_tokens, take_smallest, tokenizer_special_ids
 
@@ -64,10 +64,9 @@ class SpanConfig(MaskerConfig):
     special_ids: list[int] = Field(default_factory=list)
     max_length: int | None = Field(None, gt=0)
 
-    @property
-    def ratio(self) -> float:
-        """Target ratio for stats: the noise density."""
-        return self.noise_density
+    def target(self) -> StepTarget:
+        """Stats aim at the noise density (the share of tokens replaced by spans)."""
+        return StepTarget(self.field, self.noise_density)
 
     @model_validator(mode="after")
     def _check(self) -> "SpanConfig":
@@ -149,9 +148,6 @@ class SpanMasker(Masker):
                     f"'{tok.id_to_token(clash[0])}'; reserve ids at or above the vocabulary size "
                     f"({tok.get_vocab_size(with_added_tokens=True)}) or use the tokenizer's sentinel tokens"]
         return []
-
-    def output_fields(self) -> list[str]:
-        return [self.cfg.field + ".input_ids", self.cfg.field + ".targets"]
 
     def noise_mask(self, eligible: np.ndarray, lengths: np.ndarray, key_hash: np.ndarray) -> np.ndarray:
         """The T5 noise mask over a batch's flat tokens (only eligible tokens can be noise)."""

@@ -9,8 +9,9 @@ from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, column, positions_in_row, ragged, set_column
-from maskpipe.maskers.ndarray import flat_list, shape_list
+from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, positions_in_row, ragged,
+                                   set_column)
+from maskpipe.maskers.ndarray import shape_list
 
 STREAM_TIME_WIDTH = 20
 STREAM_TIME_START = 21
@@ -68,10 +69,13 @@ class SpectrogramConfig(MaskerConfig):
             raise ValueError("no band can mask anything; set num_time_masks/max_time_width or num_freq_masks/max_freq_width")
         return self
 
-    @property
-    def ratio(self) -> float | None:
-        """Expected share of masked cells for ``shape`` (the stats' target ratio); None without
-        ``shape`` (it depends on each sample's length)."""
+    def target(self) -> StepTarget:
+        """Stats aim at the expected share of masked cells for ``shape``; without ``shape`` it
+        depends on each sample's length, so there is no target (None)."""
+        return StepTarget(self.field, self.expected_ratio())
+
+    def expected_ratio(self) -> float | None:
+        """Expected share of masked cells for ``shape`` (None without ``shape``)."""
         if self.shape is None:
             return None
         F, T = self.shape
@@ -121,10 +125,6 @@ class SpectrogramMasker(Masker):
 
     kind = "spectrogram"
     Config = SpectrogramConfig
-
-    def output_fields(self) -> list[str]:
-        f = self.cfg.field
-        return [f, f + ".mask", f + ".shape"] + ([f + ".orig"] if self.cfg.keep_original else [])
 
     def _read(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pa.DataType]:
         """Flat values, freq and time length per row, bad rows, value type."""
@@ -203,9 +203,9 @@ class SpectrogramMasker(Masker):
         shapes = np.stack([F, T], axis=1)
         out = table
         if cfg.keep_original:
-            out = set_column(out, cfg.field + ".orig", flat_list(values, cells, vt, gone))
-        out = set_column(out, cfg.field, flat_list(masked_values, cells, vt, gone))
-        out = set_column(out, cfg.field + ".mask", flat_list(mask.astype(np.uint8), cells, pa.uint8(), gone))
+            out = set_column(out, cfg.field + ".orig", list_array(values, cells, vt, gone))
+        out = set_column(out, cfg.field, list_array(masked_values, cells, vt, gone))
+        out = set_column(out, cfg.field + ".mask", list_array(mask.astype(np.uint8), cells, pa.uint8(), gone))
         out = set_column(out, cfg.field + ".shape", shape_list(shapes, gone))
         masked = np.bincount(row[mask], minlength=n).astype(np.int64)
         return MaskResult(out, masked, cells.astype(np.int64), bad if bad.any() else None, "shape_mismatch")

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, column, list_array, select, set_column
+from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, select, set_column
 
 Scalar = Union[bool, int, float, str, None]
 
@@ -47,10 +47,9 @@ class TabularConfig(MaskerConfig):
     sampling: Literal["exact", "bernoulli"] = "exact"
     keep_original: bool = False
 
-    @property
-    def field(self) -> str:
-        """Display name for stats (``stats.json`` steps have one ``field``)."""
-        return self.name
+    def target(self) -> StepTarget:
+        """Stats show ``name`` as the step's field (a tabular step masks several columns)."""
+        return StepTarget(self.name, self.ratio)
 
     @model_validator(mode="after")
     def _check(self) -> "TabularConfig":
@@ -77,10 +76,6 @@ class TabularMasker(Masker):
 
     kind = "tabular"
     Config = TabularConfig
-
-    def output_fields(self) -> list[str]:
-        cfg = self.cfg
-        return list(cfg.fields) + [cfg.name + ".mask"] + ([cfg.name + ".orig"] if cfg.keep_original else [])
 
     def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
         cfg = self.cfg

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -46,11 +47,13 @@ def tokenizer_special_ids(tok, extra: list[int]) -> np.ndarray:
 
 
 def read_tokens(table: pa.Table, field: str, index: int, tok, max_length: int | None,
-                words: bool = False) -> Tokens:
+                words: bool = False, continuation: Callable[[], np.ndarray] | None = None) -> Tokens:
     """Token ids of ``field``: text is tokenised with ``tok``; a list-of-int column is taken as ids.
 
     With ``words=True`` the word index of each token comes from the tokenizer's
-    ``Encoding.word_ids`` (text) or is derived from WordPiece's ``##`` continuation prefix (ids).
+    ``Encoding.word_ids`` (text) or is derived from WordPiece's ``##`` continuation prefix (ids),
+    looked up in ``continuation()`` (the caller's cached :func:`continuation_table` of ``tok``;
+    without it the table is built for this call).
     """
     arr = column(table, field, f"masks.{index}.field")
     t = arr.type
@@ -77,7 +80,8 @@ def read_tokens(table: pa.Table, field: str, index: int, tok, max_length: int | 
             if tok is None:
                 raise InputError(f"masks.{index}.tokenizer: whole-word masking of token ids needs the WordPiece "
                                  "tokenizer that produced them (word boundaries come from its '##' prefix)")
-            out.words = _wordpiece_words(ids, lengths, continuation_table(tok))
+            cont = continuation() if continuation is not None else continuation_table(tok)
+            out.words = _wordpiece_words(ids, lengths, cont)
         return out
     raise InputError(f"masks.{index}.field: column '{field}' is {t}; expected text or a list of token ids")
 
@@ -102,21 +106,17 @@ def _encode(tok, arr: pa.Array, words: bool) -> Tokens:
     return out
 
 
-_CONT_CACHE: dict[int, np.ndarray] = {}
-
-
 def continuation_table(tok) -> np.ndarray:
-    """bool per vocabulary id: True where the token continues a word (WordPiece ``##`` prefix)."""
-    key = id(tok)
-    table = _CONT_CACHE.get(key)
-    if table is None:
-        prefix = getattr(tok.model, "continuing_subword_prefix", None) or "##"
-        vocab = tok.get_vocab(with_added_tokens=True)  # once per tokenizer, not per token
-        table = np.zeros(max(vocab.values()) + 1, dtype=bool)
-        for token, i in vocab.items():
-            if token.startswith(prefix):
-                table[i] = True
-        _CONT_CACHE[key] = table
+    """bool per vocabulary id: True where the token continues a word (WordPiece ``##`` prefix).
+
+    Reads the whole vocabulary: build it once per tokenizer (the ``whole_word`` masker keeps it).
+    """
+    prefix = getattr(tok.model, "continuing_subword_prefix", None) or "##"
+    vocab = tok.get_vocab(with_added_tokens=True)
+    table = np.zeros(max(vocab.values()) + 1, dtype=bool)
+    for token, i in vocab.items():  # once per tokenizer, not per token
+        if token.startswith(prefix):
+            table[i] = True
     return table
 
 

@@ -10,7 +10,7 @@ from pydantic import model_validator
 from maskpipe import rng
 from maskpipe.maskers.base import MaskResult, list_array, positions_in_row, select, set_column
 from maskpipe.maskers.mlm import MlmConfig, MlmMasker
-from maskpipe.maskers.tokens import mlm_replace, rank_within_rows, read_tokens, word_starts
+from maskpipe.maskers.tokens import continuation_table, mlm_replace, rank_within_rows, read_tokens, word_starts
 
 
 class WholeWordConfig(MlmConfig):
@@ -51,10 +51,21 @@ class WholeWordMasker(MlmMasker):
     kind = "whole_word"
     Config = WholeWordConfig
 
+    def __init__(self, cfg: WholeWordConfig, index: int, seed: int):
+        super().__init__(cfg, index, seed)
+        self._cont: np.ndarray | None = None
+
+    def _continuation(self) -> np.ndarray:
+        """The tokenizer's ``##`` table, built on first need (token-id input only) and kept."""
+        if self._cont is None:
+            self._cont = continuation_table(self._tok)
+        return self._cont
+
     def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
         cfg = self.cfg
         n = table.num_rows
-        tk = read_tokens(table, cfg.field, self.index, self._tok, cfg.max_length, words=True)
+        tk = read_tokens(table, cfg.field, self.index, self._tok, cfg.max_length, words=True,
+                         continuation=self._continuation)
         ids, lengths = tk.ids, tk.lengths
         special = tk.special | (tk.words < 0)
         if len(self.special):

@@ -3,12 +3,15 @@
 INTERFACE CONTRACT (the engine relies on exactly these names; keep them stable):
 
 * ``PrivacyConfig``: pydantic v2 model (``extra="forbid"``) for the YAML ``privacy:`` section.
+  ``.counter_names() -> list[str]``: the step's counter names from the config alone (the
+  engine's driver uses it; it never builds a ``PrivacyStep``).
 * ``privacy_preflight(cfg, yaml_path="privacy") -> list[str]``: every problem that must stop the
   run before any work starts (e.g. ``pseudonymize`` with the key variable unset), one line each,
   naming the YAML key and how to fix it. Never includes a data value or the key.
 * ``PrivacyStep(cfg)``: built once per worker process. Reads the key from ``os.environ[cfg.key_env]``
   itself (the key is never pickled or passed through Ray).
-  * ``.counter_names -> list[str]``: stable, ordered names of additive integer counters.
+  * ``.counter_names -> list[str]``: stable, ordered names of additive integer counters
+    (``cfg.counter_names()``).
   * ``.apply(table: pa.Table) -> tuple[pa.Table, dict[str, np.ndarray]]``: returns the table with
     rules and scans applied (dropped columns removed, other columns replaced) and, for each
     counter name, an int64 array with one count per row.

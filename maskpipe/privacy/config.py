@@ -119,6 +119,20 @@ class PrivacyConfig(_Model):
                              "not the key itself; put the key in that variable")
         return v
 
+    def counter_names(self) -> list[str]:
+        """Names of the additive counters the privacy step reports, in its order, from the config
+        alone (the engine learns them without building the step): ``field.<column>.<action>``
+        per whole-field rule, then ``scan.<column>.<entity>`` per scanned column and entity.
+
+        Example:
+            >>> PrivacyConfig(fields={"ssn": "drop"}, scan={"fields": ["body"], "entities": ["email"]}).counter_names()
+            ['field.ssn.drop', 'scan.body.email']
+        """
+        scan = self.scan
+        entities = scan.counter_entities() if scan is not None else []
+        return [f"field.{c}.{a}" for c, a in self.fields.items()] + [
+            f"scan.{f}.{e}" for f in (scan.fields if scan is not None else []) for e in entities]
+
     @model_validator(mode="after")
     def _disjoint(self) -> "PrivacyConfig":
         both = [f for f in (self.scan.fields if self.scan else []) if f in self.fields]

@@ -56,8 +56,7 @@ class PrivacyStep:
 
                 ner = NerTagger(scan.ner_model)
             self._scanner = Scanner(build_extractors(scan.entities, regions), entities, scan.action, pseudo, ner)
-        self.counter_names: list[str] = [f"field.{c}.{a}" for c, a in cfg.fields.items()] + [
-            f"scan.{f}.{e}" for f in (scan.fields if scan else []) for e in entities]
+        self.counter_names: list[str] = cfg.counter_names()
 
     def apply(self, table: pa.Table) -> tuple[pa.Table, dict[str, np.ndarray]]:
         """Apply rules and scans; returns the new table and one int64 count per row per counter.

@@ -30,8 +30,9 @@ def test_docstring_examples_validate(kind):
     for step in steps:
         cfg = TypeAdapter(MaskConfig).validate_python(step)
         assert cfg.kind == kind
-        assert isinstance(cfg.field, str)               # engine.py's stats read m.field and m.ratio
-        assert cfg.ratio is None or 0.0 <= cfg.ratio <= 1.0
+        target = cfg.target()                           # what stats.json shows for the step
+        assert isinstance(target.field, str) and target.field
+        assert target.target_ratio is None or 0.0 <= target.target_ratio <= 1.0
 
 
 def samples(shards: dict[str, bytes], tmp_path) -> list[dict]:

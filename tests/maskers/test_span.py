@@ -144,4 +144,4 @@ def test_config_and_preflight():
     named = SpanConfig(kind="span", field="body", tokenizer=TOKENIZER, sentinel_tokens=["[MASK]", "[UNK]"])
     assert SpanMasker.preflight(named) == []
     assert list(SpanMasker(named, 0, 0).sentinels) == [4, 1]
-    assert SpanConfig(kind="span", field="x", sentinel_start_id=99, noise_density=0.2).ratio == 0.2
+    assert SpanConfig(kind="span", field="x", sentinel_start_id=99, noise_density=0.2).target().target_ratio == 0.2

@@ -65,7 +65,7 @@ def test_realized_ratio_matches_expected(kw):
     _, t = flat_table(1000, *kw["shape"])
     m = masker(**kw)
     res = apply(m, t)
-    assert abs(res.masked.sum() / res.total.sum() - m.cfg.ratio) < 0.01
+    assert abs(res.masked.sum() / res.total.sum() - m.cfg.target().target_ratio) < 0.01
 
 
 def test_nested_equals_flat_and_variable_length():
@@ -129,4 +129,4 @@ def test_batch_split_and_same_key():
 def test_config_errors():
     with pytest.raises(ValidationError, match="no band"):
         SpectrogramConfig(kind="spectrogram", field="s", num_time_masks=0, num_freq_masks=0)
-    assert SpectrogramConfig(kind="spectrogram", field="s").ratio is None
+    assert SpectrogramConfig(kind="spectrogram", field="s").target().target_ratio is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from maskpipe.engine import _hms, _Progress
+from maskpipe.runner.progress import Progress, hms
 from maskpipe.process import _spread
 from maskpipe.sink import SinkSpec
 
@@ -20,10 +20,10 @@ class _Listing:
 
 
 def test_progress_counts_rows_of_finished_shards_only():
-    spec = SinkSpec("/out", None, "my-run", 25_500, 10_000, 0, [])
+    spec = SinkSpec("/out", None, "my-run", 25_500, 10_000)
     spec.done = frozenset({0})                      # resumed: shard 0 was published before
     store = _Listing()
-    p = _Progress(store, spec, "log", spec.n_rows)
+    p = Progress(store, spec, "log", spec.n_rows)
     assert p.rows_todo == 15_500
     assert p.status()[:2] == (1, 0) and p.status()[3] is None
     assert "eta ?" in p.line()
@@ -33,10 +33,10 @@ def test_progress_counts_rows_of_finished_shards_only():
     assert "2/3 shards, 5,500/15,500 rows (35.5%)" in p.line()
 
 
-def test_hms():
-    assert _hms(None) == "?"
-    assert _hms(0.4) == "0:00:00"
-    assert _hms(3725.4) == "1:02:05"
+def testhms():
+    assert hms(None) == "?"
+    assert hms(0.4) == "0:00:00"
+    assert hms(3725.4) == "1:02:05"
 
 
 def test_spread_places_rows_without_copying():

@@ -15,11 +15,53 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CANARY = "CANARY-5e1d@leak.example"
 
 
+HOOKS = os.path.join(ROOT, "tests", "reliability", "hooks")
+
+
 def cli_env(**extra) -> dict:
+    """The environment of a CLI run: no AWS or test variables from outside, plus ``extra``.
+    With a ``MASKPIPE_TEST_*`` variable in ``extra``, the test hooks (hooks/sitecustomize.py)
+    are put on ``PYTHONPATH`` so that the driver and every Ray worker load them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MASKPIPE_TEST_"))}
-    env.update({"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0", "PYTHONPATH": ROOT})
+    hooks = any(k.startswith("MASKPIPE_TEST_") for k in extra)
+    env.update({"RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
+                "PYTHONPATH": os.pathsep.join([HOOKS, ROOT] if hooks else [ROOT])})
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+class Gate:
+    """The folder the test hooks read (hooks/sitecustomize.py): each token lets one more shard
+    be published; ``commit`` lets the manifest be written. Lets a test stop a run at a known
+    point, whatever the machine's speed.
+
+    Args:
+        path: a fresh folder.
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+        os.makedirs(self.path, exist_ok=False)
+        self._n = 0
+
+    def env(self, **extra) -> dict:
+        return cli_env(MASKPIPE_TEST_GATE=self.path, **extra)
+
+    def allow(self, shards: int) -> None:
+        """Let ``shards`` more shards through."""
+        for _ in range(shards):
+            open(os.path.join(self.path, f"token-{self._n:06d}"), "w").close()
+            self._n += 1
+
+    def used(self) -> int:
+        return sum(n.startswith("used-") for n in os.listdir(self.path))
+
+    def at_commit(self) -> bool:
+        """The driver is waiting to write the manifest."""
+        return os.path.exists(os.path.join(self.path, "at-commit"))
+
+    def open_commit(self) -> None:
+        open(os.path.join(self.path, "commit"), "w").close()
 
 
 def start_cli(args: list[str], env: dict | None = None) -> subprocess.Popen:
@@ -122,6 +164,3 @@ def moto_s3():
             else:
                 os.environ[k] = v
 
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: spawns maskpipe processes with their own Ray (deselect with -m 'not slow')")

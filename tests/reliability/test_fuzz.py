@@ -1,9 +1,8 @@
-"""Fuzzing (hypothesis) of the readers and the config loader.
+"""Fuzzing (hypothesis) of the readers (the config loader's fuzzing: test_fuzz_config.py).
 
 Readers: any bytes in, and the plan either refuses with an InputError or every planned row comes
 back exactly once, in order, as a good row or a tombstone with a known reason code; a planted
-value never reaches a reason or a message. Config: any YAML text in, and the loader returns a
-config or raises ConfigError, never another exception.
+value never reaches a reason or a message.
 """
 from __future__ import annotations
 
@@ -16,12 +15,10 @@ import tempfile
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maskpipe.config import load_config
-from maskpipe.errors import ConfigError, InputError
+from maskpipe.errors import InputError
 from maskpipe.io.readers import Reader, plan_input
 
 CANARY = "CANARY-0ddba11@leak.example"
@@ -166,67 +163,3 @@ def test_fuzz_parquet(pos, val, cut, shard):
         with open(os.path.join(d, "a.parquet"), "wb") as f:
             f.write(bytes(data))
         check_read(d, "parquet", shard, key="id")
-
-
-# ---------------------------------------------------------------------------- config
-
-BASE = {"name": "fz", "seed": 1, "input": {"path": "data", "format": "jsonl", "key": "id"},
-        "masks": [{"kind": "features", "field": "f", "ratio": 0.3}],
-        "output": {"path": "out", "shard_samples": 10}, "execution": {"on_error": "skip"}}
-scalar = st.one_of(st.none(), st.booleans(), st.integers(-10, 2**64), st.floats(), st.text(max_size=10),
-                   st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
-paths = st.sampled_from([("name",), ("seed",), ("input",), ("input", "path"), ("input", "format"), ("input", "key"),
-                         ("input", "formt"), ("masks",), ("masks", 0), ("masks", 0, "kind"), ("masks", 0, "ratio"),
-                         ("masks", 0, "rato"), ("output",), ("output", "shard_samples"), ("execution", "on_error"),
-                         ("execution", "max_bad_fraction"), ("execution", "parallelism"), ("privacy",), ("extra",)])
-
-
-def _set(doc, path, value):
-    node = doc
-    for p in path[:-1]:
-        if isinstance(node, dict):
-            node = node.setdefault(p, {})
-        elif isinstance(node, list) and isinstance(p, int) and p < len(node):
-            node = node[p]
-        else:
-            return
-    if isinstance(node, dict):
-        node[path[-1]] = value
-    elif isinstance(node, list) and isinstance(path[-1], int) and path[-1] < len(node):
-        node[path[-1]] = value
-
-
-def _load(text: str) -> None:
-    with tempfile.TemporaryDirectory() as d:
-        try:
-            load_config(os.path.join(d, "p.yaml"), text=text)
-        except ConfigError as e:
-            assert str(e).strip()
-
-
-@FUZZ
-@given(edits=st.lists(st.tuples(paths, scalar), max_size=4))
-def test_fuzz_config_values(edits):
-    doc = json.loads(json.dumps(BASE))
-    for path, value in edits:
-        _set(doc, path, value)
-    try:
-        text = yaml.safe_dump(doc)
-    except yaml.YAMLError:
-        return
-    _load(text)
-
-
-@FUZZ
-@given(text=st.text(alphabet="abcdefgimnopstuxy:_-{}[],'\"\n #&*!|>0123456789.", max_size=120))
-def test_fuzz_config_text(text):
-    _load(text)
-
-
-@FUZZ
-@given(lines=st.permutations(yaml.safe_dump(BASE, sort_keys=False).splitlines()), dup=st.integers(0, 20))
-def test_fuzz_config_reordered_and_duplicated_lines(lines, dup):
-    lines = list(lines)
-    if dup < len(lines):
-        lines.append(lines[dup])
-    _load("\n".join(lines) + "\n")

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -98,14 +99,52 @@ def test_s3_stale_locks_are_taken_over(s3_store, body, taken):
                 pass
 
 
+class _Ticks:
+    """Stands in for the heartbeat thread's stop event, so the test decides when it beats.
+
+    The thread calls ``wait(timeout)`` between beats; here that call blocks until the test
+    calls :meth:`tick` (one beat) or the lock stops (``set``). :meth:`tick` returns once the beat
+    is over: the thread is back in ``wait`` or has ended (after noticing a takeover).
+    """
+
+    def __init__(self):
+        self._go = threading.Semaphore(0)
+        self._idle = threading.Event()
+        self._stopped = False
+        self.thread: threading.Thread | None = None
+
+    def wait(self, timeout=None) -> bool:
+        self._idle.set()
+        self._go.acquire()
+        return self._stopped
+
+    def set(self) -> None:
+        self._stopped = True
+        self._go.release()
+
+    def tick(self) -> None:
+        assert self._idle.wait(10), "the heartbeat thread never waited"
+        self._idle.clear()
+        self._go.release()
+        while not self._idle.wait(0.01):      # back in wait() after the beat ...
+            if not self.thread.is_alive():    # ... or gone: it saw the takeover
+                return
+
+
 def test_s3_heartbeat_refreshes_and_notices_a_takeover(s3_store):
-    with RunLock(s3_store, stale_after_s=0.6, settle_s=0.05) as lock:
-        first = s3_store.read_json(RunLock.REL)["heartbeat"]
-        time.sleep(0.4)
-        assert s3_store.read_json(RunLock.REL)["heartbeat"] > first
-        _plant(s3_store, host="elsewhere")
-        time.sleep(0.4)
-        assert lock.lost
+    lock = RunLock(s3_store, stale_after_s=300, settle_s=0.05)
+    ticks = lock._stop = _Ticks()
+    with lock:
+        ticks.thread = lock._thread
+        _plant(s3_store, token=lock.token, heartbeat=0.0)   # our lock, with an ancient heartbeat
+        ticks.tick()
+        beat = s3_store.read_json(RunLock.REL)
+        assert beat["token"] == lock.token and beat["heartbeat"] > 10_000   # rewritten by the beat
+        assert not lock.lost
+        lock.check()  # still ours: no error
+        _plant(s3_store, host="elsewhere")                   # another run took it over
+        ticks.tick()
+        assert lock.lost and not lock._thread.is_alive()
         with pytest.raises(LockedError, match="lost its lock"):
             lock.check()
     assert s3_store.read_json(RunLock.REL)["host"] == "elsewhere"  # not ours to delete

@@ -1,0 +1,309 @@
+"""Stage 2 of a run: Ray Data read -> process -> write. The only module that knows Ray.
+
+Input: a :class:`~maskpipe.runner.decide.Decision` (plan, read units still to do, sink spec).
+Output: the write tasks' returns (records of the shards they published, parts of split shards),
+which :mod:`~maskpipe.runner.commit` turns into a published run.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from maskpipe.config import PipelineConfig
+from maskpipe.errors import MaskpipeError, OutputError
+from maskpipe.io.readers import Plan, Reader, Unit
+from maskpipe.sink import SinkSpec, write_blocks
+
+if TYPE_CHECKING:
+    from maskpipe.runner.decide import Decision
+
+TASKS_PER_CPU = 4          # read tasks per CPU: enough to balance the tail ...
+MAX_TASK_ROWS = 100_000    # ... and bounded, so a task stays seconds long (retries, progress)
+
+
+def group_units(units: list[Unit], shard_samples: int, cpus: int) -> list[list[Unit]]:
+    """Consecutive read units joined into fewer Ray tasks.
+
+    Ray Data costs ~0.1 s per task here (scheduling, the fused operator chain, result
+    bookkeeping); one task per shard-aligned unit left the CPUs idle half the time on 10k-row
+    shards. Groups are cut where a shard starts, so a shard is written by one task whenever the
+    input allows (otherwise its parts are joined at commit, as before). Output bytes never depend
+    on the grouping: every row carries its global index.
+    """
+    total = sum(u.n_rows for u in units)
+    target = max(1, min(MAX_TASK_ROWS, -(-total // max(1, cpus * TASKS_PER_CPU))))
+    groups: list[list[Unit]] = []
+    rows = 0
+    for u in units:
+        if groups and rows < target:
+            groups[-1].append(u)
+        elif groups and u.row_start % shard_samples != 0 and rows < 2 * target:
+            groups[-1].append(u)   # finish the shard in this task rather than split it
+        else:
+            groups.append([u])
+            rows = 0
+        rows += u.n_rows
+    return groups
+
+
+def _datasource(plan: Plan, units: list[Unit], cfg: PipelineConfig, endpoint: str | None, shard_samples: int,
+                cpus: int):
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    reader = Reader(plan, plan.fmt, cfg.input.key, endpoint, cfg.input.csv_delimiter,
+                    block_rows=min(cfg.output.shard_samples, 8192))
+    groups = group_units(units, shard_samples, cpus)
+
+    def read_group(group: list[Unit]):
+        for u in group:
+            yield from reader.read(u)
+
+    class MaskpipeSource(Datasource):
+        def estimate_inmemory_data_size(self):
+            return None
+
+        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+            tasks = []
+            for g in groups:
+                meta = BlockMetadata(num_rows=sum(u.n_rows for u in g), size_bytes=None, input_files=None,
+                                     exec_stats=None)
+                tasks.append(ReadTask(lambda g=g: read_group(g), meta))
+            return tasks
+
+    return MaskpipeSource(), len(groups)
+
+
+def _guard(call, debug: bool, fail):
+    """``call()``, with library errors turned into ``fail(exception type name)``: their messages
+    may echo data values, so they are never passed on (``debug`` keeps them). Our own one-line
+    errors pass unchanged."""
+    try:
+        return call()
+    except MaskpipeError:
+        raise
+    except Exception as e:
+        if debug:
+            raise
+        raise fail(type(e).__name__) from None
+
+
+def _datasink(spec: SinkSpec, debug: bool = False):
+    from ray.data.datasource import Datasink
+
+    class MaskpipeSink(Datasink):
+        def __init__(self):
+            self.returns: list[dict] = []
+
+        def write(self, blocks, ctx):
+            return _guard(lambda: write_blocks(blocks, spec), debug, lambda name: OutputError(
+                f"{spec.uri}: writing shards failed ({name}); rerun to resume, or with --debug for the traceback"))
+
+        def on_write_complete(self, write_result):
+            self.returns = list(write_result.write_returns)
+
+    return MaskpipeSink()
+
+
+# ---------------------------------------------------------------------------- Ray itself
+
+
+@dataclass
+class RayStart:
+    """What :func:`init_ray` did: whether it started Ray (so the run shuts it down) and the
+    warm-up tasks still importing in the prestarted workers."""
+
+    started: bool
+    node_id: str | None = None
+    warming: list = field(default_factory=list)
+
+    def await_warm_workers(self) -> None:
+        """Let the warm-up finish before the dataset starts: a task submitted while the warmed
+        workers are still busy importing makes Ray boot yet another process for it."""
+        import ray
+
+        warming, self.warming = self.warming, []
+        if warming and self.node_id == ray.get_runtime_context().get_node_id():
+            try:
+                ray.wait(warming, num_returns=len(warming), timeout=30)
+            except Exception:  # noqa: BLE001 - the warm-up is an optimisation only
+                pass
+
+
+def init_ray(cfg: PipelineConfig, debug: bool) -> RayStart:
+    """Join the Ray instance this process already has, join ``execution.address``, or start an
+    embedded one (and warm its workers)."""
+    import ray
+
+    if ray.is_initialized():
+        return RayStart(False)
+    level = logging.INFO if debug else logging.ERROR
+    kwargs = dict(include_dashboard=False, logging_level=level, log_to_driver=debug,
+                  configure_logging=True)
+    if debug:  # read by the driver's log printer; workers inherit the local raylet's environment
+        os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    if cfg.execution.address:
+        ray.init(address=cfg.execution.address, runtime_env={"env_vars": _forward_env(cfg)}, **kwargs)
+        return RayStart(True)
+    cpus = cfg.execution.parallelism or os.cpu_count() or 1
+    ray.init(address="local", num_cpus=cpus, num_gpus=None if cfg.execution.gpus else 0,
+             object_store_memory=_object_store_bytes(), **kwargs)
+    # no job runtime_env here: one would make the workers Ray prestarts at init unusable
+    # for this job, and each replacement worker costs ~1 s of CPU to start
+    return RayStart(True, ray.get_runtime_context().get_node_id(), _warm_workers(cpus))
+
+
+def _warm_workers(n: int) -> list:
+    """Claim the ``n`` workers Ray prestarted and import Ray Data and the processing code in
+    them now, while the driver still prepares. Otherwise Ray Data's two actors take those
+    workers and the first tasks wait for fresh ones to boot (~1 s of CPU per process here);
+    measured on 2 cores: 200k rows 3.1 s instead of 3.3-5.1 s. Not awaited here: the run waits
+    for it (:meth:`RayStart.await_warm_workers`) just before its first task."""
+    import ray
+
+    @ray.remote(num_cpus=0)
+    def warm() -> int:
+        import ray.data  # noqa: F401 - the imports are the point: ~1 s of CPU per process
+        import maskpipe.process  # noqa: F401
+
+        return os.getpid()
+
+    return [warm.remote() for _ in range(n)]
+
+
+def _object_store_bytes() -> int:
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 8 << 30
+    return int(min(max(total * 0.2, 512 << 20), 8 << 30))
+
+
+def _forward_env(cfg: PipelineConfig) -> dict:
+    """Variables workers on a cluster need: S3 credentials/endpoint and the pseudonym key.
+
+    They travel in Ray's runtime env (held in the GCS's memory), never in a file we write.
+    """
+    names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+             "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+    if cfg.privacy is not None and getattr(cfg.privacy, "key_env", None):
+        names.append(cfg.privacy.key_env)
+    return {n: os.environ[n] for n in names if n in os.environ}
+
+
+def _quiet_ray_data(debug: bool) -> None:
+    from ray.data import DataContext
+
+    if not debug:
+        # Ray Data logs a failed task's exception (with its traceback) at ERROR; our one-line error
+        # is reported by the CLI, and a library traceback may hold data values
+        for name in ("ray.data", "ray.data._internal"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        logging.getLogger("ray").setLevel(logging.ERROR)
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    # raise our own (picklable, one-line) errors from map tasks rather than Ray Data's
+    # UserCodeException, which drops the cause on its way to the driver
+    ctx.raise_original_map_exception = True
+    try:
+        ctx.enable_operator_progress_bars = False
+    except AttributeError:
+        pass
+
+
+def _run_dataset(d: "Decision", start: RayStart, debug: bool) -> list[dict]:
+    import pyarrow as pa
+    import ray
+
+    from maskpipe.process import ProcessJob, process_batch
+
+    cfg, plan, spec = d.cfg, d.plan, d.spec
+    _quiet_ray_data(debug)
+    job = ProcessJob.of(cfg, plan.display_files, plan.fmt)
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    start.await_warm_workers()
+    source, n_tasks = _datasource(plan, d.units, cfg, d.endpoint, spec.shard_samples, cpus)
+    ds = ray.data.read_datasource(source, override_num_blocks=n_tasks)
+
+    def fn(batch):
+        return _guard(lambda: process_batch(batch, job), debug, lambda name: MaskpipeError(
+            f"processing failed ({name}); rerun with --debug for the traceback"))
+
+    if cfg.execution.gpus:
+        class GpuProcessor:
+            def __call__(self, batch):
+                return fn(batch)
+
+        ds = ds.map_batches(GpuProcessor, batch_size=cfg.execution.batch_size, batch_format="pyarrow",
+                            num_gpus=cfg.execution.gpus, concurrency=max(1, int(ray.cluster_resources().get("GPU", 1) // cfg.execution.gpus)))
+    else:
+        # batch_size=None keeps read -> map -> write fused into one task per read task (Ray 2.60
+        # does not fuse a Read into a map_batches with a batch_size: every block would cross the
+        # object store); the batches are cut here instead. Output never depends on batch size.
+        size = cfg.execution.batch_size
+
+        def fn_blocks(block):
+            if block.num_rows <= size:
+                return fn(block)
+            return pa.concat_tables([fn(block.slice(o, size)) for o in range(0, block.num_rows, size)])
+
+        ds = ds.map_batches(fn_blocks, batch_size=None, batch_format="pyarrow", zero_copy_batch=True)
+    sink = _datasink(spec, debug)
+    ds.write_datasink(sink, concurrency=cfg.execution.parallelism)
+    return sink.returns
+
+
+def execute(d: "Decision", debug: bool = False, watch=contextlib.nullcontext) -> list[dict]:
+    """Process the decision's remaining read units on Ray; returns the write tasks' results.
+
+    Starts (and afterwards stops) an embedded Ray unless this process already has one. Errors
+    come back as maskpipe's own one-line errors (Ray's wrappers and library messages removed).
+
+    Args:
+        d: the decision.
+        debug: keep library tracebacks.
+        watch: a context manager factory held while the dataset runs (the progress display),
+            entered once Ray is up so that its rates do not count Ray's start.
+    """
+    start = init_ray(d.cfg, debug)
+    try:
+        with watch():
+            return _run_dataset(d, start, debug)
+    except Exception as e:  # noqa: BLE001 - mapped to one line below
+        inner = _unwrap(e)
+        if isinstance(inner, MaskpipeError):
+            raise inner from None
+        if debug:
+            raise
+        raise MaskpipeError(f"the Ray job failed ({type(inner).__name__}); rerun with --debug "
+                            "for details; finished shards are kept and a rerun resumes") from None
+    finally:
+        if start.started:
+            import ray
+
+            ray.shutdown()
+
+
+def _unwrap(e: BaseException) -> BaseException:
+    """Ray wraps task exceptions (``RayTaskError(X)`` is also an ``X``, and Ray Data appends retry
+    advice to the message): find our own error inside and give it back as the one line it was."""
+    from maskpipe import errors
+
+    seen = set()
+    cur: BaseException | None = e
+    found: MaskpipeError | None = None
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, MaskpipeError):
+            found = cur  # keep going: the innermost one is the original
+        cause = getattr(cur, "cause", None)
+        cur = cause if isinstance(cause, BaseException) else (cur.__cause__ or cur.__context__)
+    if found is None:
+        return e
+    msg = found.args[0] if found.args and isinstance(found.args[0], str) else str(found)
+    cls = next(c for c in type(found).__mro__ if c.__module__ == errors.__name__ and issubclass(c, MaskpipeError))
+    return cls(msg.split("\n", 1)[0])
