@@ -22,10 +22,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maskpipe.errors import ConfigError
+from maskpipe.io.compression import COMPRESSED
+from maskpipe.io.formats import FORMATS as _FORMAT_REGISTRY
 from maskpipe.maskers import MASKERS
 from maskpipe.privacy import PrivacyConfig
 
-FORMATS = ("parquet", "jsonl", "csv", "webdataset")
+FORMATS = tuple(_FORMAT_REGISTRY)   # the input formats, in registry order
 
 
 class _Model(BaseModel):
@@ -38,7 +40,8 @@ class InputConfig(_Model):
     Args:
         path: a file, folder or glob; local or ``s3://``. Relative paths resolve against the
             YAML file's folder.
-        format: ``parquet | jsonl | csv | webdataset``; inferred from the extension when absent.
+        format: one of :data:`FORMATS` (``parquet | jsonl | csv | webdataset``); inferred from
+            the extension when absent (see :func:`infer_format`).
         key: the column that gives each sample a stable unique key (WebDataset input: the
             tar's ``__key__``, leave it unset). Without a key column, samples are keyed by
             input file and row (stable only while the input files stay the same).
@@ -46,7 +49,7 @@ class InputConfig(_Model):
     """
 
     path: str
-    format: Literal["parquet", "jsonl", "csv", "webdataset"] | None = None
+    format: Literal[FORMATS] | None = None  # type: ignore[valid-type]
     key: str | None = None
     csv_delimiter: str = Field(",", min_length=1, max_length=1)
 
@@ -451,19 +454,21 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None,
 
 
 def infer_format(path: str) -> str | None:
-    p = path.lower()
-    for suffix in (".gz", ".zst", ".zstd"):
-        if p.endswith(suffix):
-            p = p[: -len(suffix)]
-    if p.endswith((".parquet", ".pq")):
-        return "parquet"
-    if p.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    if p.endswith((".csv", ".tsv")):
-        return "csv"
-    if p.endswith(".tar"):
-        return "webdataset"
+    """The input format whose suffixes ``path`` ends with, compression suffixes aside
+    (``a.jsonl.gz`` -> ``jsonl``); None when no registered format claims it."""
+    p = _strip_compression(path.lower())
+    for name, fmt in _FORMAT_REGISTRY.items():
+        bases = {_strip_compression(s) for s in fmt.suffixes} - {""}
+        if p.endswith(tuple(bases)):
+            return name
     return None
+
+
+def _strip_compression(p: str) -> str:
+    for suffix in COMPRESSED:
+        if p.endswith(suffix):
+            return p[: -len(suffix)]
+    return p
 
 
 __all__ = ["PipelineConfig", "InputConfig", "OutputConfig", "ExecutionConfig", "load_config",

@@ -25,8 +25,8 @@ import numpy as np
 from maskpipe import __version__
 from maskpipe.config import PipelineConfig, infer_format, load_config
 from maskpipe.errors import BadRecordsError, InputError, MaskpipeError, OutputError
-from maskpipe.io.fs import list_files
-from maskpipe.io.readers import SUFFIXES, Plan, Reader, Unit, input_fingerprint, plan_input
+from maskpipe.io.plan import Plan, Unit, input_fingerprint, list_input_files, plan_input
+from maskpipe.io.read import read_units
 from maskpipe.io.store import META, OutputStore
 from maskpipe.sink import HIST_BINS, SinkSpec, Tally, assemble, keys_rel, record_rel, shard_name, write_blocks
 
@@ -85,13 +85,8 @@ def _datasource(plan: Plan, units: list[Unit], cfg: PipelineConfig, endpoint: st
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
-    reader = Reader(plan, plan.fmt, cfg.input.key, endpoint, cfg.input.csv_delimiter,
-                    block_rows=min(cfg.output.shard_samples, 8192))
+    spec = plan.read_spec(block_rows=min(cfg.output.shard_samples, 8192))
     groups = group_units(units, shard_samples, cpus)
-
-    def read_group(group: list[Unit]):
-        for u in group:
-            yield from reader.read(u)
 
     class MaskpipeSource(Datasource):
         def estimate_inmemory_data_size(self):
@@ -102,7 +97,8 @@ def _datasource(plan: Plan, units: list[Unit], cfg: PipelineConfig, endpoint: st
             for g in groups:
                 meta = BlockMetadata(num_rows=sum(u.n_rows for u in g), size_bytes=None, input_files=None,
                                      exec_stats=None)
-                tasks.append(ReadTask(lambda g=g: read_group(g), meta))
+                # each task carries its units and the spec of their files only, not the plan
+                tasks.append(ReadTask(lambda g=g, s=spec.for_units(g): read_units(s, g), meta))
             return tasks
 
     return MaskpipeSource(), len(groups)
@@ -373,9 +369,9 @@ def _check_duplicates(store: OutputStore, spec: SinkSpec, plan: Plan, key_col: s
     if (counts > 1).any():
         dup_hash = uniq[counts > 1][0]
         where = np.flatnonzero(kh == dup_hash)[:2]
-        from maskpipe.process import LOCATOR_WORD
+        from maskpipe.io.formats import locator_word
 
-        word = LOCATOR_WORD[plan.fmt]
+        word = locator_word(plan.fmt)
         locs = [f"{plan.display_files[int(keys[1][w])]} {word} {int(keys[2][w])}" for w in where]
         n = int((counts[counts > 1] - 1).sum())
         what = f"input.key '{key_col}'" if key_col else "the input's sample keys"
@@ -384,9 +380,9 @@ def _check_duplicates(store: OutputStore, spec: SinkSpec, plan: Plan, key_col: s
 
 
 def _quarantine_lines(plan: Plan, total: Tally) -> bytes:
-    from maskpipe.process import LOCATOR_WORD
+    from maskpipe.io.formats import locator_word
 
-    word = LOCATOR_WORD[plan.fmt]
+    word = locator_word(plan.fmt)
     out = []
     for i, reason in plan.file_errors:
         out.append(json.dumps({"file": plan.display_files[i], "reason": reason}, sort_keys=True))
@@ -575,9 +571,7 @@ def run(config: PipelineConfig | str | os.PathLike, overrides: list[str] | None 
     if fmt is None:
         raise InputError(f"input.format: cannot tell the format of {cfg.input.path}; set input.format")
     endpoint = cfg.execution.s3_endpoint
-    files = list_files(cfg.input.path, endpoint, SUFFIXES[fmt])
-    if not files:
-        raise InputError(f"input.path: no {fmt} files found at {cfg.input.path}; check input.path and input.format")
+    files = list_input_files(cfg.input.path, fmt, endpoint)
     input_fp = input_fingerprint(files, fmt, cfg.input.path, endpoint)
     config_hash = cfg.output_hash()
     run_id = hashlib.sha256(f"{config_hash}:{input_fp}".encode()).hexdigest()[:32]

@@ -38,6 +38,22 @@ def display(fs_path: str, s3: bool) -> str:
     return "s3://" + fs_path if s3 else fs_path
 
 
+def input_root(path: str, endpoint: str | None = None) -> str:
+    """The folder (fs path) that names the input's files: the folder itself, a file's folder,
+    or the part of a glob before its first wildcard. Paths relative to it are unique."""
+    fs, p = filesystem(path, endpoint)
+    if any(c in _GLOB for c in p):
+        while any(c in _GLOB for c in p):
+            p = posixpath.dirname(p)
+        return p
+    try:
+        if fs.get_file_info(p).type == pafs.FileType.File:
+            return posixpath.dirname(p)
+    except OSError:
+        pass
+    return p.rstrip("/")
+
+
 def list_files(path: str, endpoint: str | None, suffixes: tuple[str, ...]) -> list[str]:
     """A file, a folder (recursive, filtered by suffix) or a glob; sorted, fs paths."""
     fs, p = filesystem(path, endpoint)

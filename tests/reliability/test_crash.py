@@ -126,9 +126,11 @@ def test_kill_9_at_several_points_then_resume_is_byte_identical(setup):
         data[700] ^= 0xFF
         open(path, "wb").write(bytes(data))
         reused.pop(victim)
-    # the resuming run also loses a Ray worker mid-task (MASKPIPE_TEST_CRASH_ONCE): Ray retries it
+    # the resuming run also loses a Ray worker mid-task: tests/hooks/sitecustomize.py (on the
+    # PYTHONPATH of the run and so of its Ray workers) kills the first read task once; Ray retries it
     marker = base / "worker-crashed"
-    done = run_cli(args, env=cli_env(MASKPIPE_TEST_CRASH_ONCE=marker))
+    hooks = os.path.join(ROOT, "tests", "hooks")
+    done = run_cli(args, env=cli_env(MASKPIPE_TEST_CRASH_ONCE=marker, PYTHONPATH=f"{hooks}{os.pathsep}{ROOT}"))
     assert done.returncode == 0, done.stderr
     assert marker.exists()
     assert published(out) == ref
