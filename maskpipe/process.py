@@ -15,7 +15,7 @@ from maskpipe.config import PipelineConfig
 from maskpipe.errors import BadRecordsError, InputError
 from maskpipe.io.formats import locator_word
 from maskpipe.io.internal import INTERNAL
-from maskpipe.io.tar import column_payloads, escape_keys, field_suffix, pack_batch
+from maskpipe.io.tar.writer import column_payloads, escape_keys, field_suffix, pack_batch
 from maskpipe.maskers import MASKERS
 
 def locator(files: list[str], fmt: str, file_index: int, pos: int) -> str:

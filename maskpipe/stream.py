@@ -32,6 +32,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from maskpipe.errors import MaskpipeError
+from maskpipe.io.tar.reader import TarFormatError, TarReader, split_name
 
 __all__ = ["stream", "StreamLoader", "StreamError", "ShardError"]
 
@@ -39,12 +40,7 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "maskpipe/1"
 STATE_FORMAT = "maskpipe.stream/1"
 
-_BLOCK = 512
-_ZERO_BLOCK = bytes(_BLOCK)
 _READ_CHUNK = 1 << 20
-_REGULAR_TYPES = (b"0", b"\0", b"7")
-_MEMBER_KINDS = {b"1": "hard link", b"2": "symbolic link", b"3": "character device",
-                 b"4": "block device", b"5": "directory", b"6": "FIFO"}
 
 
 class StreamError(MaskpipeError, ValueError):
@@ -692,8 +688,10 @@ class _Cursor:
         self.close()
         index = int(self._order[slot])
         self._file, seekable = self._ds._open_shard(index)
-        reader = _TarReader(self._file, seekable, self._ds._label(index))
-        self._samples = reader.samples(lambda i: i == self._target, self._ds.fields)
+        size = self._ds._shards[index][2]
+        label = self._ds._label(index)
+        tar = TarReader(self._file, seekable, size)
+        self._samples = _tar_errors(_shard_samples(tar, label, lambda i: i == self._target, self._ds.fields), label)
         self._slot = slot
 
     def close(self) -> None:
@@ -702,144 +700,42 @@ class _Cursor:
             self._file, self._samples, self._slot = None, None, -1
 
 
-class _TarReader:
-    """A small sequential reader of uncompressed tar: ustar, PAX and GNU long names; regular
-    files only. It never extracts anything and never trusts a name as a path."""
+def _shard_samples(tar: TarReader, label: str, wanted: Callable[[int], bool],
+                   fields) -> Iterator[tuple[int, str, dict | None]]:
+    """(index, escaped key, {field: bytes} or None when not wanted), samples in order.
 
-    def __init__(self, f, seekable: bool, label: str):
-        self._f, self._seekable, self._label = f, seekable, label
-        self._members = 0
+    `wanted(index)` is asked when a sample's first member is reached, after the previous
+    sample was handed over, so the caller may change its mind between samples. Members of
+    unwanted samples and fields are skipped unread.
+    """
+    index, key, members, keep = -1, None, None, False
+    for m in tar:
+        if not m.is_file:
+            raise ShardError(f"{label}: member #{m.number} is a {m.kind}, not a regular file; maskpipe shards "
+                             "hold regular files only")
+        sample_key, field = split_name(m.name)
+        if not sample_key or not field:
+            raise ShardError(f"{label}: member #{m.number} is not named <key>.<field>; not a "
+                             "maskpipe/WebDataset shard")
+        if sample_key != key:
+            if key is not None:
+                yield index, key, members
+            index, key = index + 1, sample_key
+            keep = wanted(index)
+            members = {} if keep else None
+        if keep and (fields is None or field in fields):
+            members[field] = tar.read()
+    if key is not None:
+        yield index, key, members
 
-    def samples(self, wanted: Callable[[int], bool], fields) -> Iterator[tuple[int, str, dict | None]]:
-        """(index, escaped key, {field: bytes} or None when not wanted), samples in order.
 
-        `wanted(index)` is asked when a sample's first member is reached, after the previous
-        sample was handed over, so the caller may change its mind between samples.
-        """
-        index, key, members, keep = -1, None, None, False
-        while (member := self._next_member()) is not None:
-            name, size = member
-            sample_key, dot, field = name.partition(".")
-            if not dot or not sample_key or not field:
-                raise ShardError(f"{self._label}: member #{self._members} is not named "
-                                 "<key>.<field>; not a maskpipe/WebDataset shard")
-            if sample_key != key:
-                if key is not None:
-                    yield index, key, members
-                index, key = index + 1, sample_key
-                keep = wanted(index)
-                members = {} if keep else None
-            if keep and (fields is None or field in fields):
-                members[field] = self._read(size)
-            else:
-                self._skip(size)
-        if key is not None:
-            yield index, key, members
-
-    def _next_member(self) -> tuple[str, int] | None:
-        long_name = pax_name = pax_size = None
-        while True:
-            header = self._read_exact(_BLOCK, eof_ok=True)
-            if header is None or header == _ZERO_BLOCK:
-                return None
-            self._members += 1
-            self._check_header(header)
-            kind = header[156:157]
-            size = self._number(header[124:136])
-            if kind == b"x":
-                pax_name, pax_size = self._pax(self._read(size), pax_name, pax_size)
-            elif kind == b"L":
-                long_name = self._read(size).rstrip(b"\0").decode("utf-8", "surrogateescape")
-            elif kind in (b"g", b"K"):
-                self._skip(size)
-            elif kind in _REGULAR_TYPES:
-                name = pax_name or long_name or self._ustar_name(header)
-                return name, pax_size if pax_size is not None else size
-            else:
-                what = _MEMBER_KINDS.get(kind, f"type {kind!r} member")
-                raise ShardError(f"{self._label}: member #{self._members} is a {what}, not a regular "
-                                 "file; maskpipe shards hold regular files only")
-
-    def _check_header(self, header: bytes) -> None:
-        stored = header[148:156].rstrip(b"\0 ").strip()
-        actual = sum(header[:148]) + sum(header[156:]) + 8 * 32
-        try:
-            ok = int(stored, 8) == actual
-        except ValueError:
-            ok = False
-        if not ok:
-            raise ShardError(f"{self._label}: tar header #{self._members} is damaged (bad checksum); "
-                             "the shard is corrupt, re-copy it or re-run the pipeline")
-
-    def _number(self, field: bytes) -> int:
-        if field[0] == 0x80:  # GNU base-256, for members of 8 GiB and more
-            return int.from_bytes(field[1:], "big")
-        try:
-            return int(field.rstrip(b"\0 ").strip() or b"0", 8)
-        except ValueError:
-            raise ShardError(f"{self._label}: tar header #{self._members} has a bad size field") from None
-
-    @staticmethod
-    def _ustar_name(header: bytes) -> str:
-        name = header[:100].split(b"\0", 1)[0]
-        if header[257:262] == b"ustar":
-            prefix = header[345:500].split(b"\0", 1)[0]
-            if prefix:
-                name = prefix + b"/" + name
-        return name.decode("utf-8", "surrogateescape")
-
-    def _pax(self, data: bytes, name, size):
-        pos = 0
-        while pos < len(data):
-            space = data.find(b" ", pos)
-            try:
-                length = int(data[pos:space])
-            except ValueError:
-                raise ShardError(f"{self._label}: PAX header #{self._members} is malformed") from None
-            record = data[space + 1:pos + length - 1]
-            field, _, value = record.partition(b"=")
-            if field == b"path":
-                name = value.decode("utf-8", "surrogateescape")
-            elif field == b"size":
-                size = int(value)
-            pos += length
-        return name, size
-
-    def _read(self, size: int) -> bytes:
-        data = self._read_exact(size) if size else b""
-        self._skip_padding(size)
-        return data
-
-    def _skip(self, size: int) -> None:
-        total = size + (-size) % _BLOCK
-        if self._seekable:
-            self._f.seek(total, os.SEEK_CUR)
-            return
-        while total:
-            chunk = self._f.read(min(total, _READ_CHUNK))
-            if not chunk:
-                raise ShardError(f"{self._label}: ends inside a tar record; it is truncated, "
-                                 "re-copy it or re-run the pipeline")
-            total -= len(chunk)
-
-    def _skip_padding(self, size: int) -> None:
-        if size % _BLOCK:
-            self._read_exact(_BLOCK - size % _BLOCK)
-
-    def _read_exact(self, size: int, eof_ok: bool = False) -> bytes | None:
-        parts, need = [], size
-        while need:
-            chunk = self._f.read(need)
-            if not chunk:
-                break
-            parts.append(chunk)
-            need -= len(chunk)
-        if need:
-            if eof_ok and need == size:
-                return None
-            raise ShardError(f"{self._label}: ends inside a tar record; it is truncated, "
-                             "re-copy it or re-run the pipeline")
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+def _tar_errors(samples: Iterator, label: str) -> Iterator:
+    """The samples, a damaged tar reported as a ShardError naming the shard."""
+    try:
+        yield from samples
+    except TarFormatError as e:
+        raise ShardError(f"{label}: {e.problem} at tar header #{e.member}; the shard is corrupt, re-copy it "
+                         "or re-run the pipeline") from None
 
 
 def _decode_member(field: str, data: bytes, label: str, position: int):

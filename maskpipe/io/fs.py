@@ -54,6 +54,14 @@ def input_root(path: str, endpoint: str | None = None) -> str:
     return p.rstrip("/")
 
 
+def open_sequential(fs: pafs.FileSystem, path: str, buffer: int = 1 << 20):
+    """(binary file object, seekable?) for reading a file front to back: a buffered local file
+    (seekable, so unread data is skipped), or a buffered S3 stream (read through)."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        return open(path, "rb", buffering=buffer), True
+    return fs.open_input_stream(path, buffer_size=buffer), False
+
+
 def list_files(path: str, endpoint: str | None, suffixes: tuple[str, ...]) -> list[str]:
     """A file, a folder (recursive, filtered by suffix) or a glob; sorted, fs paths."""
     fs, p = filesystem(path, endpoint)

@@ -1,21 +1,24 @@
 """WebDataset input: uncompressed tar, adjacent members grouped into samples by key.
 
-Each file is one unit; ``__pos`` is the 0-based sample index and ``__key`` the tar's key. Members
-are kept as bytes (``.txt`` members as text) and never unpickled or decoded otherwise; nothing is
-extracted. Links, devices, absolute and ``..`` names make their sample bad (``unsafe_member``);
-so do a repeated member, a member without extension and one over ``max_record_bytes``.
+Each file is one unit; ``__pos`` is the 0-based sample index and ``__key`` the tar's key
+(``a/b.c.txt``: key ``a/b``, member ``c.txt``, as WebDataset groups them). Members are kept as
+bytes (``.txt`` members as text), never unpickled or decoded otherwise, and nothing is
+extracted: the tar is read by :class:`maskpipe.io.tar.reader.TarReader`. Folders are ignored.
+Links, devices and other non-files, absolute and ``..`` names make their sample bad
+(``unsafe_member``); so do a repeated member (``duplicate_member``), a member without extension
+(``member_without_extension``) and one over ``max_record_bytes`` (``record_too_large``, skipped
+unread). A damaged tar is ``corrupt_tar``.
 """
 from __future__ import annotations
 
-import posixpath
-import tarfile
 from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 
-from maskpipe.io.compression import open_stream
 from maskpipe.io.formats.base import BLOCK_BYTES, FilePlan, FormatOptions, InputFormat, ReadContext
+from maskpipe.io.fs import open_sequential
+from maskpipe.io.tar.reader import TarFormatError, TarReader, split_name
 
 
 class WebDatasetFormat(InputFormat):
@@ -27,14 +30,14 @@ class WebDatasetFormat(InputFormat):
     row_locators = True
 
     def plan_file(self, fs, path: str, options: FormatOptions, row: int, shard: int) -> FilePlan:
-        n = sum(1 for _ in _samples(fs, path, options.max_record_bytes, read_data=False))
+        n = sum(1 for _ in samples(fs, path, options.max_record_bytes, read_data=False))
         return FilePlan(n)
 
     def read(self, ctx: ReadContext) -> Iterator[pa.Table]:
         batch: list = []
         size = 0
         row = ctx.unit.row_start
-        for sample in _samples(ctx.fs, ctx.path, ctx.max_record):
+        for sample in samples(ctx.fs, ctx.path, ctx.max_record):
             batch.append(sample)
             size += sum(len(v) for v in sample[1].values())
             if len(batch) >= ctx.block_rows or size >= BLOCK_BYTES:
@@ -45,7 +48,38 @@ class WebDatasetFormat(InputFormat):
             yield _table(ctx, batch, row)
 
     def reason(self, e: BaseException) -> str | None:
-        return "corrupt_tar" if isinstance(e, tarfile.TarError) else None
+        return "corrupt_tar" if isinstance(e, TarFormatError) else None
+
+
+def samples(fs, path: str, max_record: int, read_data: bool = True) -> Iterator[tuple[str, dict[str, bytes], str | None]]:
+    """(key, {extension: bytes}, bad reason or None) for each sample, in order."""
+    size = fs.get_file_info(path).size
+    if not size:
+        return
+    f, seekable = open_sequential(fs, path)
+    with f:
+        tar = TarReader(f, seekable, size)
+        key, members, bad = None, {}, None
+        for m in tar:
+            if m.is_dir:
+                continue
+            k, ext = split_name(m.name)
+            if key is not None and k != key:
+                yield key, members, bad
+                members, bad = {}, None
+            key = k
+            if not (m.is_file and m.safe_name):
+                bad = "unsafe_member"
+                continue
+            if not ext or ext in members:
+                bad = bad or ("duplicate_member" if ext else "member_without_extension")
+                continue
+            if m.size > max_record:
+                bad = bad or "record_too_large"
+                continue
+            members[ext] = tar.read() if read_data and not bad else b""
+        if key is not None:
+            yield key, members, bad
 
 
 def _table(ctx: ReadContext, batch, row: int) -> pa.Table:
@@ -71,46 +105,3 @@ def _table(ctx: ReadContext, batch, row: int) -> pa.Table:
     table = pa.table(arrays) if arrays else pa.table({"__tmp": pa.nulls(n)}).drop(["__tmp"])
     rows = np.arange(row, row + n, dtype=np.int64)
     return ctx.finish(table, rows, rows - ctx.unit.row_start, [k for k, _, _ in batch], reasons)
-
-
-def _tar_key(name: str) -> tuple[str, str]:
-    d, base = posixpath.split(name)
-    if "." not in base:
-        return name, ""
-    k, ext = base.split(".", 1)
-    return (posixpath.join(d, k) if d else k), ext
-
-
-def _unsafe(m: tarfile.TarInfo) -> bool:
-    parts = m.name.split("/")
-    return (m.name.startswith("/") or ".." in parts or not (m.isreg() or m.isdir())
-            or "\\" in m.name or "\0" in m.name)
-
-
-def _samples(fs, path: str, max_record: int, read_data: bool = True) -> Iterator[tuple[str, dict[str, bytes], str | None]]:
-    """(key, {ext: bytes}, bad reason) for each sample, grouping adjacent members by key."""
-    if fs.get_file_info(path).size == 0:
-        return
-    with open_stream(fs, path) as f:
-        tf = tarfile.open(fileobj=f, mode="r|")
-        key, members, bad = None, {}, None
-        for m in tf:
-            if m.isdir():
-                continue
-            k, ext = _tar_key(m.name)
-            if key is not None and k != key:
-                yield key, members, bad
-                members, bad = {}, None
-            key = k
-            if _unsafe(m):
-                bad = "unsafe_member"
-                continue
-            if not ext or ext in members:
-                bad = bad or ("duplicate_member" if ext else "member_without_extension")
-                continue
-            if m.size > max_record:
-                bad = bad or "record_too_large"
-                continue
-            members[ext] = tf.extractfile(m).read() if read_data and not bad else b""
-        if key is not None:
-            yield key, members, bad
