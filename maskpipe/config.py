@@ -60,8 +60,11 @@ class OutputConfig(_Model):
     Args:
         path: output folder, local or ``s3://``.
         shard_samples: samples (input rows) per shard.
-        shard_bytes: optional cap on a shard's size; shards are then cut at sample boundaries
-            when the next sample would pass it (deterministically, from the input order).
+        shard_bytes: optional, approximate cap on a shard's size: the shard size in samples
+            becomes ``min(shard_samples, shard_bytes // (input bytes // input records))``, the
+            input bytes being the input files' sizes on storage (compressed size for ``.gz`` /
+            ``.zst``). A function of the input alone, so deterministic; a shard's real size
+            differs as far as its samples' output members differ from their input bytes.
     """
 
     path: str
@@ -150,6 +153,9 @@ class PipelineConfig(_Model):
         for m in data.get("masks", []):
             if m.get("tokenizer"):
                 m["tokenizer"] = _file_digest(m["tokenizer"])
+        scan = (data.get("privacy") or {}).get("scan") or {}
+        if scan.get("ner_model"):  # the model decides what is masked: its files, not its path
+            scan["ner_model"] = _folder_digest(scan["ner_model"])
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -160,6 +166,19 @@ def _file_digest(path: str) -> str:
             return "sha256:" + hashlib.sha256(f.read()).hexdigest()
     except OSError:
         return "missing:" + os.path.basename(path)
+
+
+def _folder_digest(path: str) -> str:
+    """sha256 of a folder's files: their paths relative to it and their contents' sha256."""
+    if not os.path.isdir(path):
+        return "missing:" + os.path.basename(path.rstrip("/"))
+    items = []
+    for folder, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            full = os.path.join(folder, name)
+            items.append([os.path.relpath(full, path).replace(os.sep, "/"), _file_digest(full)])
+    return "sha256:" + hashlib.sha256(json.dumps(items, separators=(",", ":")).encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------------- YAML
@@ -407,6 +426,9 @@ def _resolve_paths(data: dict, yaml_dir: Path, cwd: Path, overridden: set[str]) 
     if isinstance(masks, list):
         for i, m in enumerate(masks):
             fix(m, "tokenizer", f"masks.{i}.tokenizer")
+    privacy = data.get("privacy")
+    if isinstance(privacy, dict):
+        fix(privacy.get("scan"), "ner_model", "privacy.scan.ner_model")
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None,

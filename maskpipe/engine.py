@@ -603,9 +603,7 @@ def run(config: PipelineConfig | str | os.PathLike, overrides: list[str] | None 
         plan = plan_input(cfg.input.path, fmt, cfg.output.shard_samples, endpoint, cfg.execution.on_error,
                           cfg.input.csv_delimiter, files=files, key=cfg.input.key)
         shard_samples = _effective_shard_samples(cfg, plan, endpoint)
-        if shard_samples != cfg.output.shard_samples:
-            plan = plan_input(cfg.input.path, fmt, shard_samples, endpoint, cfg.execution.on_error,
-                              cfg.input.csv_delimiter, files=files, key=cfg.input.key)
+        plan = plan.recut(shard_samples)  # units for the capped size, without reading the input again
         from maskpipe.process import Processor
 
         proc = Processor(cfg, plan.display_files, fmt)
