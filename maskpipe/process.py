@@ -18,6 +18,7 @@ from maskpipe.io.internal import INTERNAL
 from maskpipe.io.tar.writer import column_payloads, escape_keys, field_suffix, pack_batch
 from maskpipe.maskers import MASKERS
 
+
 def locator(files: list[str], fmt: str, file_index: int, pos: int) -> str:
     return f"{files[file_index]} {locator_word(fmt)} {pos}"
 
