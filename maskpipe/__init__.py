@@ -4,6 +4,8 @@ Public API (everything else is private):
 
 * :func:`run` / :func:`validate`: run or check a pipeline YAML.
 * :func:`load_config`: parse and validate a pipeline YAML into a :class:`PipelineConfig`.
+* :func:`stream`, :class:`StreamLoader`, :func:`collate_mlm`, :func:`pad_collate`: read an
+  output back for training (:mod:`maskpipe.streaming`).
 * :class:`MaskpipeError` and subclasses: one-line errors.
 
 Example:
@@ -16,10 +18,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from maskpipe.errors import BadRecordsError, ConfigError, InputError, LockedError, MaskpipeError, OutputError  # noqa: E402
-# eager: the function ``stream`` shares its name with the submodule, so a lazy wrapper would be
-# replaced by the module object on first import (stream.py imports only numpy at import time)
-from maskpipe.stream import ShardError, StreamError, StreamLoader, stream  # noqa: E402
-from maskpipe.collate import collate_mlm, pad_collate  # noqa: E402
+# the read side lives in maskpipe.streaming (numpy only at import; torch when a stream is built)
+from maskpipe.streaming import ShardError, StreamError, StreamLoader, collate_mlm, pad_collate, stream  # noqa: E402
 
 
 def load_config(path, overrides=None):

@@ -22,10 +22,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from maskpipe.errors import ConfigError
+from maskpipe.io.compression import COMPRESSED
+from maskpipe.io.formats import FORMATS as _FORMAT_REGISTRY
 from maskpipe.maskers import MASKERS
 from maskpipe.privacy import PrivacyConfig
 
-FORMATS = ("parquet", "jsonl", "csv", "webdataset")
+FORMATS = tuple(_FORMAT_REGISTRY)   # the input formats, in registry order
 
 
 class _Model(BaseModel):
@@ -38,7 +40,8 @@ class InputConfig(_Model):
     Args:
         path: a file, folder or glob; local or ``s3://``. Relative paths resolve against the
             YAML file's folder.
-        format: ``parquet | jsonl | csv | webdataset``; inferred from the extension when absent.
+        format: one of :data:`FORMATS` (``parquet | jsonl | csv | webdataset``); inferred from
+            the extension when absent (see :func:`infer_format`).
         key: the column that gives each sample a stable unique key (WebDataset input: the
             tar's ``__key__``, leave it unset). Without a key column, samples are keyed by
             input file and row (stable only while the input files stay the same).
@@ -46,7 +49,7 @@ class InputConfig(_Model):
     """
 
     path: str
-    format: Literal["parquet", "jsonl", "csv", "webdataset"] | None = None
+    format: Literal[FORMATS] | None = None  # type: ignore[valid-type]
     key: str | None = None
     csv_delimiter: str = Field(",", min_length=1, max_length=1)
 
@@ -57,8 +60,11 @@ class OutputConfig(_Model):
     Args:
         path: output folder, local or ``s3://``.
         shard_samples: samples (input rows) per shard.
-        shard_bytes: optional cap on a shard's size; shards are then cut at sample boundaries
-            when the next sample would pass it (deterministically, from the input order).
+        shard_bytes: optional, approximate cap on a shard's size: the shard size in samples
+            becomes ``min(shard_samples, shard_bytes // (input bytes // input records))``, the
+            input bytes being the input files' sizes on storage (compressed size for ``.gz`` /
+            ``.zst``). A function of the input alone, so deterministic; a shard's real size
+            differs as far as its samples' output members differ from their input bytes.
     """
 
     path: str
@@ -147,6 +153,9 @@ class PipelineConfig(_Model):
         for m in data.get("masks", []):
             if m.get("tokenizer"):
                 m["tokenizer"] = _file_digest(m["tokenizer"])
+        scan = (data.get("privacy") or {}).get("scan") or {}
+        if scan.get("ner_model"):  # the model decides what is masked: its files, not its path
+            scan["ner_model"] = _folder_digest(scan["ner_model"])
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -157,6 +166,19 @@ def _file_digest(path: str) -> str:
             return "sha256:" + hashlib.sha256(f.read()).hexdigest()
     except OSError:
         return "missing:" + os.path.basename(path)
+
+
+def _folder_digest(path: str) -> str:
+    """sha256 of a folder's files: their paths relative to it and their contents' sha256."""
+    if not os.path.isdir(path):
+        return "missing:" + os.path.basename(path.rstrip("/"))
+    items = []
+    for folder, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            full = os.path.join(folder, name)
+            items.append([os.path.relpath(full, path).replace(os.sep, "/"), _file_digest(full)])
+    return "sha256:" + hashlib.sha256(json.dumps(items, separators=(",", ":")).encode()).hexdigest()
 
 
 # ----------------------------------------------------------------------------------- YAML
@@ -404,6 +426,9 @@ def _resolve_paths(data: dict, yaml_dir: Path, cwd: Path, overridden: set[str]) 
     if isinstance(masks, list):
         for i, m in enumerate(masks):
             fix(m, "tokenizer", f"masks.{i}.tokenizer")
+    privacy = data.get("privacy")
+    if isinstance(privacy, dict):
+        fix(privacy.get("scan"), "ner_model", "privacy.scan.ner_model")
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None,
@@ -451,19 +476,21 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None,
 
 
 def infer_format(path: str) -> str | None:
-    p = path.lower()
-    for suffix in (".gz", ".zst", ".zstd"):
-        if p.endswith(suffix):
-            p = p[: -len(suffix)]
-    if p.endswith((".parquet", ".pq")):
-        return "parquet"
-    if p.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    if p.endswith((".csv", ".tsv")):
-        return "csv"
-    if p.endswith(".tar"):
-        return "webdataset"
+    """The input format whose suffixes ``path`` ends with, compression suffixes aside
+    (``a.jsonl.gz`` -> ``jsonl``); None when no registered format claims it."""
+    p = _strip_compression(path.lower())
+    for name, fmt in _FORMAT_REGISTRY.items():
+        bases = {_strip_compression(s) for s in fmt.suffixes} - {""}
+        if p.endswith(tuple(bases)):
+            return name
     return None
+
+
+def _strip_compression(p: str) -> str:
+    for suffix in COMPRESSED:
+        if p.endswith(suffix):
+            return p[: -len(suffix)]
+    return p
 
 
 __all__ = ["PipelineConfig", "InputConfig", "OutputConfig", "ExecutionConfig", "load_config",

@@ -16,16 +16,15 @@ import pyarrow.compute as pc
 from maskpipe import rng
 from maskpipe.config import PipelineConfig
 from maskpipe.errors import BadRecordsError, InputError
-from maskpipe.io.readers import INTERNAL
-from maskpipe.io.tar import column_payloads, escape_keys, field_suffix, pack_batch
+from maskpipe.io.formats import locator_word
+from maskpipe.io.internal import INTERNAL
+from maskpipe.io.tar.writer import column_payloads, escape_keys, field_suffix, pack_batch
 from maskpipe.maskers import MASKERS
 from maskpipe.stats import CounterSchema, privacy_counter, row_column
 
-LOCATOR_WORD = {"jsonl": "line", "csv": "line", "parquet": "row", "webdataset": "sample"}
-
 
 def locator(files: list[str], fmt: str, file_index: int, pos: int) -> str:
-    return f"{files[file_index]} {LOCATOR_WORD[fmt]} {pos}"
+    return f"{files[file_index]} {locator_word(fmt)} {pos}"
 
 
 class Processor:

@@ -20,11 +20,11 @@ import torch
 from torch import nn
 
 try:
-    from maskpipe.collate import collate_mlm
+    from maskpipe import collate_mlm
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from maskpipe.collate import collate_mlm
-from maskpipe.stream import stream
+    from maskpipe import collate_mlm
+from maskpipe import stream
 
 IGNORE = -100
 

@@ -11,7 +11,8 @@ import pyarrow as pa
 import yaml
 
 from maskpipe.config import load_config
-from maskpipe.io.readers import Reader, plan_input
+from maskpipe.io.plan import plan_input
+from maskpipe.io.read import Reader
 from maskpipe.io.tar import EOF_MARKER
 from maskpipe.process import Processor
 
@@ -38,8 +39,8 @@ def reference_shards(yaml_path: str, overrides=None) -> dict[str, bytes]:
     cfg = load_config(yaml_path, overrides or [])
     fmt = cfg.input.format
     plan = plan_input(cfg.input.path, fmt, cfg.output.shard_samples, None, cfg.execution.on_error,
-                      cfg.input.csv_delimiter)
-    reader = Reader(plan, fmt, cfg.input.key, None, cfg.input.csv_delimiter)
+                      cfg.input.csv_delimiter, key=cfg.input.key)
+    reader = Reader(plan.read_spec())
     proc = Processor(cfg, plan.display_files, fmt)
     tables = [proc(t) for u in plan.units for t in reader.read(u)]
     if not tables:

@@ -38,6 +38,30 @@ def display(fs_path: str, s3: bool) -> str:
     return "s3://" + fs_path if s3 else fs_path
 
 
+def input_root(path: str, endpoint: str | None = None) -> str:
+    """The folder (fs path) that names the input's files: the folder itself, a file's folder,
+    or the part of a glob before its first wildcard. Paths relative to it are unique."""
+    fs, p = filesystem(path, endpoint)
+    if any(c in _GLOB for c in p):
+        while any(c in _GLOB for c in p):
+            p = posixpath.dirname(p)
+        return p
+    try:
+        if fs.get_file_info(p).type == pafs.FileType.File:
+            return posixpath.dirname(p)
+    except OSError:
+        pass
+    return p.rstrip("/")
+
+
+def open_sequential(fs: pafs.FileSystem, path: str, buffer: int = 1 << 20):
+    """(binary file object, seekable?) for reading a file front to back: a buffered local file
+    (seekable, so unread data is skipped), or a buffered S3 stream (read through)."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        return open(path, "rb", buffering=buffer), True
+    return fs.open_input_stream(path, buffer_size=buffer), False
+
+
 def list_files(path: str, endpoint: str | None, suffixes: tuple[str, ...]) -> list[str]:
     """A file, a folder (recursive, filtered by suffix) or a glob; sorted, fs paths."""
     fs, p = filesystem(path, endpoint)

@@ -376,8 +376,3 @@ class RunLock:
                 self.store.delete(self.REL)
         else:
             self._local_release()
-
-
-def check_output_path(path: str) -> None:
-    if not path:
-        raise OutputError("output.path: empty; set the output folder")

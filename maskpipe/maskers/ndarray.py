@@ -1,6 +1,6 @@
 """Writing N-D arrays through 1-D list columns.
 
-``maskpipe.io.tar.encode_column`` writes a list column as a 1-D ``.npy``. Until it learns N-D
+``maskpipe.io.tar.writer.encode_column`` writes a list column as a 1-D ``.npy``. Until it learns N-D
 shapes, maskers that produce images or spectrograms write their arrays flattened (C order) and
 record the shape in a ``<field>.shape`` column (int32), so readers can ``reshape``. This module
 is the one place that knows that convention.

@@ -61,9 +61,9 @@ def collect_records(d: Decision, returns: list[dict]) -> list[dict]:
 
 
 def _where(d: Decision):
-    from maskpipe.process import LOCATOR_WORD
+    from maskpipe.io.formats import locator_word
 
-    word = LOCATOR_WORD[d.plan.fmt]
+    word = locator_word(d.plan.fmt)
     return lambda file_index, pos: f"{d.plan.display_files[file_index]} {word} {pos}"
 
 
@@ -80,10 +80,10 @@ def _check_bad_fraction(d: Decision, total: Tally) -> None:
 
 
 def _quarantine_lines(d: Decision, total: Tally) -> bytes:
-    from maskpipe.process import LOCATOR_WORD
+    from maskpipe.io.formats import locator_word
 
     plan = d.plan
-    word = LOCATOR_WORD[plan.fmt]
+    word = locator_word(plan.fmt)
     out = []
     for i, reason in plan.file_errors:
         out.append(json.dumps({"file": plan.display_files[i], "reason": reason}, sort_keys=True))

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from maskpipe import __version__
 from maskpipe.config import PipelineConfig, infer_format
 from maskpipe.errors import InputError, OutputError
-from maskpipe.io.fs import list_files
-from maskpipe.io.readers import SUFFIXES, Plan, Unit, input_fingerprint, plan_input
+from maskpipe.io.plan import Plan, Unit, input_fingerprint, list_input_files, plan_input
 from maskpipe.io.store import META, OutputStore
 from maskpipe.runner.resume import clear, reusable_shards, verify_manifest
 from maskpipe.sink import SinkSpec
@@ -82,10 +81,7 @@ def locate_input(cfg: PipelineConfig) -> tuple[str, list[str]]:
     fmt = cfg.input.format or infer_format(cfg.input.path)
     if fmt is None:
         raise InputError(f"input.format: cannot tell the format of {cfg.input.path}; set input.format")
-    files = list_files(cfg.input.path, cfg.execution.s3_endpoint, SUFFIXES[fmt])
-    if not files:
-        raise InputError(f"input.path: no {fmt} files found at {cfg.input.path}; check input.path and input.format")
-    return fmt, files
+    return fmt, list_input_files(cfg.input.path, fmt, cfg.execution.s3_endpoint)
 
 
 def identify(cfg: PipelineConfig, fmt: str, files: list[str]) -> RunIdentity:
@@ -193,9 +189,9 @@ def decide(cfg: PipelineConfig, store: OutputStore, fmt: str, files: list[str], 
     """Everything the run will do, decided under the lock before any work starts.
 
     The input is planned once, with units cut at ``output.shard_samples``. With
-    ``output.shard_bytes`` the shard size is then derived from that plan (rows and input bytes);
-    a unit may hold several such smaller shards, and a shard that straddles two units is joined
-    from its parts at commit (the bytes are the same either way).
+    ``output.shard_bytes`` the shard size is then derived from that plan (rows and input bytes)
+    and the plan's units are re-cut for it from what planning recorded (``Plan.recut``), without
+    reading the input again.
 
     Raises:
         OutputError: the folder holds another run (config, input or key) and not ``overwrite``.
@@ -206,6 +202,7 @@ def decide(cfg: PipelineConfig, store: OutputStore, fmt: str, files: list[str], 
     plan = plan_input(cfg.input.path, fmt, cfg.output.shard_samples, endpoint, cfg.execution.on_error,
                       cfg.input.csv_delimiter, files=files, key=cfg.input.key)
     shard_samples = _effective_shard_samples(cfg, plan, endpoint)
+    plan = plan.recut(shard_samples)  # units for the capped size, without reading the input again
     spec = SinkSpec(store.uri, endpoint, cfg.name, plan.n_rows, shard_samples, CounterSchema.of(cfg),
                     run_id=identity.run_id)
     # from here on shards may be published: record whose they are (before the first one)

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from maskpipe.config import PipelineConfig
 from maskpipe.errors import MaskpipeError, OutputError
-from maskpipe.io.readers import Plan, Reader, Unit
+from maskpipe.io.plan import Plan, Unit
+from maskpipe.io.read import read_units
 from maskpipe.sink import SinkSpec, write_blocks
 
 if TYPE_CHECKING:
@@ -54,13 +55,8 @@ def _datasource(plan: Plan, units: list[Unit], cfg: PipelineConfig, endpoint: st
     from ray.data.block import BlockMetadata
     from ray.data.datasource import Datasource, ReadTask
 
-    reader = Reader(plan, plan.fmt, cfg.input.key, endpoint, cfg.input.csv_delimiter,
-                    block_rows=min(cfg.output.shard_samples, 8192))
+    spec = plan.read_spec(block_rows=min(cfg.output.shard_samples, 8192))
     groups = group_units(units, shard_samples, cpus)
-
-    def read_group(group: list[Unit]):
-        for u in group:
-            yield from reader.read(u)
 
     class MaskpipeSource(Datasource):
         def estimate_inmemory_data_size(self):
@@ -71,7 +67,8 @@ def _datasource(plan: Plan, units: list[Unit], cfg: PipelineConfig, endpoint: st
             for g in groups:
                 meta = BlockMetadata(num_rows=sum(u.n_rows for u in g), size_bytes=None, input_files=None,
                                      exec_stats=None)
-                tasks.append(ReadTask(lambda g=g: read_group(g), meta))
+                # each task carries its units and the spec of their files only, not the plan
+                tasks.append(ReadTask(lambda g=g, s=spec.for_units(g): read_units(s, g), meta))
             return tasks
 
     return MaskpipeSource(), len(groups)

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maskpipe.io.tar import (BLOCK, EOF_MARKER, encode_column, escape_field, escape_key, field_suffix, member,
-                             npy_header, pack_samples)
+from maskpipe.io.tar import BLOCK, EOF_MARKER
+from maskpipe.io.tar.writer import (encode_column, escape_field, escape_key, field_suffix, member,
+                                    npy_header, pack_samples)
 
 
 def shard_bytes(keys, columns) -> bytes:

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maskpipe.io.tar import (BLOCK, EOF_MARKER, Payloads, column_payloads, escape_key, escape_keys, field_suffix,
-                             member, pack_batch)
+from maskpipe.io.tar import BLOCK, EOF_MARKER
+from maskpipe.io.tar.writer import (Payloads, column_payloads, escape_key, escape_keys, field_suffix,
+                                    member, pack_batch)
 
 
 def reference(keys: list[str], columns: list[tuple[str, list[bytes | None]]]) -> list[bytes]:

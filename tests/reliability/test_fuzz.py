@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maskpipe.errors import InputError
-from maskpipe.io.readers import Reader, plan_input
+from maskpipe.io.plan import plan_input
+from maskpipe.io.read import Reader
 
 CANARY = "CANARY-0ddba11@leak.example"
 REASONS = {"invalid_json", "not_an_object", "schema_mismatch", "invalid_utf8", "record_too_large", "ragged_row",
@@ -38,7 +39,7 @@ def check_read(folder: str, fmt: str, shard: int, key: str | None = None, block_
         assert CANARY not in str(e) and "\n" not in str(e)
         return
     assert all(r in REASONS for _, r in plan.file_errors)
-    reader = Reader(plan, fmt, key, None, block_rows=block_rows)
+    reader = Reader(plan.read_spec(block_rows=block_rows))
     at = 0
     for u in plan.units:
         assert u.row_start == at

@@ -21,8 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-BLOCK = 512
-EOF_MARKER = b"\0" * (2 * BLOCK)
+from maskpipe.io.tar import BLOCK
 
 
 def _template() -> bytes:

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from maskpipe.stream import StreamError
+from maskpipe.streaming.errors import StreamError
 
 __all__ = ["collate_mlm", "pad_collate"]
 

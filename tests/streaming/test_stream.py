@@ -10,7 +10,6 @@ import hashlib
 import importlib.util
 import io
 import json
-import os
 import pickle
 import shutil
 import tarfile
@@ -25,10 +24,9 @@ import torch
 from hypothesis import given, settings, strategies as st
 from torch.utils.data import DataLoader
 
-from maskpipe.collate import collate_mlm, pad_collate
-from maskpipe.stream import ShardError, StreamError, StreamLoader, stream
+from maskpipe import ShardError, StreamError, StreamLoader, collate_mlm, pad_collate, stream
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COUNTS = [10, 7, 0, 14]  # 31 samples: odd, uneven, with an empty shard
 # Unpickling this would import a module that does not exist: a returned value proves it was not.
 PICKLE_PAYLOAD = b"c__maskpipe_never_imported__\nboom\n)R."
@@ -130,7 +128,7 @@ def round_robin(streams: list[list]) -> list:
 
 def as_worker(ds, worker: int, workers: int) -> list:
     info = SimpleNamespace(id=worker, num_workers=workers)
-    with mock.patch("maskpipe.stream._worker_info", return_value=info):
+    with mock.patch("maskpipe.streaming.dataset._worker_info", return_value=info):
         return list(ds)
 
 

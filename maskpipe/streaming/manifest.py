@@ -1,0 +1,104 @@
+"""Where an output lives and what its ``manifest.json`` lists (checked before anything is read)."""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from dataclasses import dataclass
+
+from maskpipe.streaming.errors import StreamError
+from maskpipe.streaming.order import is_int
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "maskpipe/1"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed manifest.
+
+    Args:
+        shards: (relative path, samples, bytes, sha256) per shard, in manifest order.
+        fields: the member fields the output holds, when the manifest lists them.
+        raw: the manifest as read.
+    """
+
+    shards: tuple[tuple[str, int, int, str], ...]
+    fields: list[str] | None
+    raw: dict
+
+
+def locate(source: str) -> tuple[str, str, bool]:
+    """(folder, manifest location, remote?) for a folder or manifest path/URI."""
+    remote = source.startswith("s3://")
+    if "://" in source and not remote:
+        raise StreamError(f"stream: {source.partition('://')[0]}:// is not supported; pass a local "
+                          "path or an s3:// URI")
+    if remote:
+        source = source.rstrip("/")
+        if source.endswith(".json"):
+            return posixpath.dirname(source), source, True
+        return source, f"{source}/{MANIFEST_NAME}", True
+    if source.endswith(".json") or os.path.isfile(source):
+        return os.path.dirname(source) or ".", source, False
+    return source, os.path.join(source, MANIFEST_NAME), False
+
+
+def fs_path(uri: str) -> str:
+    """The path a pyarrow S3FileSystem takes: bucket/key."""
+    return uri[len("s3://"):]
+
+
+def parse_manifest(data: bytes, where: str) -> Manifest:
+    """Check every entry (all problems reported at once)."""
+    try:
+        raw = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise StreamError(f"{where}: not a JSON manifest ({type(e).__name__}); point stream() at "
+                          "a maskpipe output folder or its manifest.json") from None
+    if not isinstance(raw, dict):
+        raise StreamError(f"{where}: manifest must be a JSON object")
+    problems = []
+    if raw.get("format") != MANIFEST_FORMAT:
+        problems.append(f"format is {raw.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+    shards = raw.get("shards")
+    if not isinstance(shards, list):
+        problems.append("'shards' must be a list")
+        shards = []
+    parsed = []
+    for i, entry in enumerate(shards):
+        where_i = f"shards[{i}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where_i} must be an object")
+            continue
+        path, samples, nbytes, sha = (entry.get(k) for k in ("path", "samples", "bytes", "sha256"))
+        if (not isinstance(path, str) or not path or path.startswith(("/", "\\"))
+                or ".." in path.replace("\\", "/").split("/") or "://" in path):
+            problems.append(f"{where_i}.path must be a relative path inside the output folder")
+        if not is_int(samples) or samples < 0:
+            problems.append(f"{where_i}.samples must be an int >= 0")
+        if not is_int(nbytes) or nbytes < 0:
+            problems.append(f"{where_i}.bytes must be an int >= 0")
+        if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            problems.append(f"{where_i}.sha256 must be 64 lowercase hex digits")
+        parsed.append((path, samples, nbytes, sha))
+    fields = raw.get("fields")
+    if fields is not None and not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
+        problems.append("'fields' must be a list of strings")
+    if problems:
+        raise StreamError(f"{where}: invalid manifest: " + "; ".join(problems))
+    return Manifest(tuple(parsed), fields, raw)
+
+
+def check_fields(fields, known, where) -> frozenset[str] | None:
+    """The ``fields=`` argument, checked against the manifest's list when it has one."""
+    if fields is None:
+        return None
+    if isinstance(fields, str) or not all(isinstance(f, str) for f in fields):
+        raise StreamError("stream: fields must be a list of member field names, e.g. "
+                          "['body.input_ids.npy', 'body.labels.npy']")
+    if known is not None:
+        unknown = sorted(set(fields) - set(known))
+        if unknown:
+            raise StreamError(f"stream: fields {unknown} are not in {where}; it lists {sorted(known)}")
+    return frozenset(fields)
