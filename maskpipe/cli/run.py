@@ -1,39 +1,13 @@
-"""``maskpipe`` command line: ``run``, ``validate``, ``inspect``.
-
-Errors print as one line (``error: ...``) with a non-zero exit code per error class (see
-docs/operations.md); ``--debug`` shows tracebacks, which may contain data values.
-"""
+"""``maskpipe run``: run a pipeline and print a one-screen summary."""
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from typing import List, Optional
 
 import typer
 
-from maskpipe import __version__
+from maskpipe.cli.common import SET_HELP, app, fail, setup_logging
 from maskpipe.errors import MaskpipeError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Reproducible, private masking of fine-tuning data on Ray Data.")
-
-SET_HELP = "Override a config key: --set dotted.key=value (YAML scalar), repeatable."
-
-
-def _fail(e: BaseException, debug: bool) -> None:
-    if debug:
-        raise e
-    code = e.exit_code if isinstance(e, MaskpipeError) else 1
-    msg = str(e) if isinstance(e, MaskpipeError) else f"unexpected {type(e).__name__}; rerun with --debug"
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code)
-
-
-def _setup_logging(debug: bool, quiet: bool) -> None:
-    level = logging.DEBUG if debug else (logging.ERROR if quiet else logging.WARNING)
-    logging.basicConfig(level=level, format="%(asctime)s maskpipe %(levelname)s %(message)s", stream=sys.stderr)
-
 
 @app.command()
 def run(
@@ -48,7 +22,7 @@ def run(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Run a pipeline: read, privacy-mask, training-mask, write shards + manifest + stats."""
-    _setup_logging(debug, quiet)
+    setup_logging(debug, quiet)
     try:
         from maskpipe.config import load_config
         from maskpipe.engine import run as run_
@@ -59,10 +33,10 @@ def run(
         if isinstance(e, KeyboardInterrupt):
             typer.echo("error: interrupted; finished shards are kept and a rerun resumes", err=True)
             raise typer.Exit(130)
-        _fail(e, debug)
+        fail(e, debug)
         return
     except Exception as e:  # noqa: BLE001
-        _fail(e, debug)
+        fail(e, debug)
         return
     if json_out:
         typer.echo(json.dumps({"output": res.output, "shards": res.shards, "samples_in": res.samples_in,
@@ -105,53 +79,3 @@ def _flatten(d, prefix: str = "") -> list:
     elif isinstance(d, (int, float)) and d:
         out.append((prefix.rstrip("."), d))
     return out
-
-
-@app.command()
-def validate(
-    pipeline: str = typer.Argument(..., help="Pipeline YAML."),
-    set_: Optional[List[str]] = typer.Option(None, "--set", help=SET_HELP),
-    debug: bool = typer.Option(False, "--debug"),
-) -> None:
-    """Check a pipeline YAML (every problem at once) without starting Ray."""
-    try:
-        from maskpipe.config import load_config
-
-        cfg = load_config(pipeline, set_ or [])
-    except MaskpipeError as e:
-        _fail(e, debug)
-        return
-    typer.echo(f"ok: {pipeline} ({len(cfg.masks)} mask step(s), output {cfg.output.path})")
-
-
-@app.command()
-def inspect(output: str = typer.Argument(..., help="An output folder (or its manifest.json).")) -> None:
-    """Summarise a published output: shards, samples, realized mask ratios."""
-    from maskpipe.io.store import OutputStore
-
-    path = output[: -len("/manifest.json")] if output.endswith("/manifest.json") else output
-    store = OutputStore(path)
-    manifest = store.read_json("manifest.json")
-    if manifest is None:
-        typer.echo(f"error: {path}: no manifest.json (the run is unfinished or this is not a maskpipe output)", err=True)
-        raise typer.Exit(4)
-    t = manifest["totals"]
-    typer.echo(f"{path}: {t['shards']} shards, {t['samples']} samples, {t['bytes']:,} bytes, "
-               f"maskpipe {manifest['maskpipe_version']}, seed {manifest['seed']}")
-    stats = store.read_json("stats.json") or {}
-    for st in stats.get("steps", []):
-        typer.echo(f"  [{st['index']}] {st['kind']} {st['field']}: realized {st['realized_ratio']} (target {st['target_ratio']})")
-
-
-@app.command()
-def version() -> None:
-    """Print the version."""
-    typer.echo(__version__)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
