@@ -147,6 +147,8 @@ class PipelineConfig(_Model):
         for m in data.get("masks", []):
             if m.get("tokenizer"):
                 m["tokenizer"] = _file_digest(m["tokenizer"])
+            if isinstance(m.get("template"), dict) and m["template"].get("path"):
+                m["template"]["path"] = _file_digest(m["template"]["path"])
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -404,6 +406,8 @@ def _resolve_paths(data: dict, yaml_dir: Path, cwd: Path, overridden: set[str]) 
     if isinstance(masks, list):
         for i, m in enumerate(masks):
             fix(m, "tokenizer", f"masks.{i}.tokenizer")
+            if isinstance(m, dict):
+                fix(m.get("template"), "path", f"masks.{i}.template.path")
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None,

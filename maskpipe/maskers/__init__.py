@@ -9,6 +9,7 @@ from maskpipe.maskers.features import FeaturesMasker
 from maskpipe.maskers.image_block import ImageBlockMasker
 from maskpipe.maskers.image_erase import ImageEraseMasker
 from maskpipe.maskers.image_patch import ImagePatchMasker
+from maskpipe.maskers.loss_mask import LossMaskMasker
 from maskpipe.maskers.mlm import MlmMasker
 from maskpipe.maskers.span import SpanMasker
 from maskpipe.maskers.spectrogram import SpectrogramMasker
@@ -27,6 +28,7 @@ MASKERS: dict[str, type[Masker]] = {
     ImageBlockMasker.kind: ImageBlockMasker,
     ImageEraseMasker.kind: ImageEraseMasker,
     WaveformMasker.kind: WaveformMasker,
+    LossMaskMasker.kind: LossMaskMasker,
 }
 
 __all__ = ["MASKERS", "Masker", "MaskResult"]
