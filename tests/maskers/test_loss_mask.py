@@ -209,9 +209,12 @@ def test_prompt_response_plain_and_truncation():
 
 def test_long_response_is_cut_at_its_end_and_right_truncation_never_drops_it_silently():
     t = pa.table({"p": ["Why?"], "r": ["Because " * 40]})
-    res = apply(masker(prompt="p", response="r", template="plain", max_length=10), t)
+    m = masker(prompt="p", response="r", template="plain", max_length=10)
+    res = apply(m, t)
     ids, labels = outputs(res, 0)
-    assert len(ids) == 10 and all(v != -100 for v in labels)    # starts at the first response token
+    full = m.tok.encode("Why?" + "Because " * 40, add_special_tokens=False).ids
+    first = len(m.tok.encode("Why?", add_special_tokens=False).ids)
+    assert ids == full[first:first + 10] and all(v != -100 for v in labels)   # from the first response token
     assert res.extra["response_cut"][0] == 1 and res.extra["truncated"][0] == 1
     long_prompt = pa.table({"p": ["context " * 40], "r": ["answer"]})
     right = apply(masker(prompt="p", response="r", template="plain", max_length=10, truncation="right"), long_prompt)
@@ -306,3 +309,17 @@ def test_config_and_preflight_problems(tmp_path):
     (tmp_path / "nt.json").write_text("{}")
     got = pf(LossMaskConfig(kind="loss_mask", tokenizer=CHAT_TOK, messages="m", template={"path": str(tmp_path / "nt.json")}))
     assert "no chat_template" in got[0]
+
+
+def test_template_that_cuts_a_trained_content_is_a_bad_record(tmp_path):
+    p = tmp_path / "cut.json"
+    json.dump({"chat_template": "{% for m in messages %}{{ m['role'] }}: {{ m['content'][:4] }}\n{% endfor %}"},
+              open(p, "w"))
+    conv = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "a long answer"}]
+    res = apply(masker(template={"path": str(p)}), pa.table({"m": pa.array([conv])}))
+    assert res.extra["reasons"] == ["template_alters_content"]
+    ok = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "ab"}]
+    res = apply(masker(template={"path": str(p)}), pa.table({"m": pa.array([ok])}))
+    ids, labels = outputs(res, 0)
+    assert res.bad is None and [v for v in labels if v != -100] == cached_masker("plain").tok.encode(
+        "ab", add_special_tokens=False).ids
