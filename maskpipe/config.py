@@ -153,6 +153,8 @@ class PipelineConfig(_Model):
         for m in data.get("masks", []):
             if m.get("tokenizer"):
                 m["tokenizer"] = _file_digest(m["tokenizer"])
+            if isinstance(m.get("template"), dict) and m["template"].get("path"):
+                m["template"]["path"] = _file_digest(m["template"]["path"])
         scan = (data.get("privacy") or {}).get("scan") or {}
         if scan.get("ner_model"):  # the model decides what is masked: its files, not its path
             scan["ner_model"] = _folder_digest(scan["ner_model"])
@@ -426,6 +428,8 @@ def _resolve_paths(data: dict, yaml_dir: Path, cwd: Path, overridden: set[str]) 
     if isinstance(masks, list):
         for i, m in enumerate(masks):
             fix(m, "tokenizer", f"masks.{i}.tokenizer")
+            if isinstance(m, dict):
+                fix(m.get("template"), "path", f"masks.{i}.template.path")
     privacy = data.get("privacy")
     if isinstance(privacy, dict):
         fix(privacy.get("scan"), "ner_model", "privacy.scan.ner_model")

@@ -88,10 +88,10 @@ class Processor:
         for step, masker in zip(self.schema.steps, self.maskers):
             res = masker.apply(user, kh)
             user = res.table
-            counts = {what: getattr(res, what) for what in step.counts}   # COUNTS name MaskResult fields
+            counts = {what: res.count(what) for what in step.counts}   # the kind's declared COUNTS
             if res.bad is not None and res.bad.any():
                 alive = ~res.bad
-                self._mark(reasons, good_idx, alive, good, res.reason)
+                self._mark(reasons, good_idx, alive, good, res.reason_of(np.flatnonzero(res.bad)))
                 for what in step.counts:
                     counters[step.counter(what)][good_idx[alive]] = counts[what][alive]
                 user, keys, good_idx, good = self._keep(user, keys, good_idx, good, alive)
@@ -126,14 +126,15 @@ class Processor:
             out[row_column(name)] = pa.array(arr, pa.int64())
         return pa.table(out)
 
-    def _mark(self, reasons, good_idx, alive, good, reason) -> None:
+    def _mark(self, reasons, good_idx, alive, good, why: str | list[str]) -> None:
+        """Mark the rows that are not ``alive`` bad, with one reason code or one per dead row."""
         if alive.all():
             return
         dead = np.flatnonzero(~alive)
-        self._fail_on_bad(good.column("__file").to_numpy()[dead], good.column("__pos").to_numpy()[dead],
-                          [reason] * len(dead))
-        for d in dead:
-            reasons[int(good_idx[d])] = reason
+        why = [why] * len(dead) if isinstance(why, str) else why
+        self._fail_on_bad(good.column("__file").to_numpy()[dead], good.column("__pos").to_numpy()[dead], why)
+        for d, r in zip(dead, why):
+            reasons[int(good_idx[d])] = r
 
     @staticmethod
     def _keep(user, keys, good_idx, good, alive):

@@ -207,6 +207,9 @@ def stats_json(schema: CounterSchema, total: Tally, *, policy: str, rows_in: int
                           "counts": total.hists.get(s.hist, [0] * HIST_BINS)},
             "samples_without_positions": c.get(s.counter("samples_without_positions"), 0),
         })
+        extra = [what for what in s.counts if what not in ("masked", "total")]
+        if extra:  # what a kind counts beyond masked/total (loss_mask: truncated, response_cut)
+            steps[-1]["counts"] = {what: c.get(s.counter(what), 0) for what in extra}
     section = {}
     if privacy is not None:
         from maskpipe.privacy import privacy_stats

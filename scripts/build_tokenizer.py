@@ -3,6 +3,11 @@
 Trained locally on generated demo text (nothing downloaded). Rerun only to change the vocab:
 
     python scripts/build_tokenizer.py --out pipelines/assets/tokenizer.json
+
+``--chat`` writes the chat variant used by the SFT pipelines instead: the same vocabulary plus the
+ChatML special tokens ``<|im_start|>`` (2000), ``<|im_end|>`` (2001) and ``<|endoftext|>`` (2002):
+
+    python scripts/build_tokenizer.py --chat --out pipelines/assets/chat_tokenizer.json
 """
 from __future__ import annotations
 
@@ -21,7 +26,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="pipelines/assets/tokenizer.json")
     ap.add_argument("--vocab", type=int, default=2000)
+    ap.add_argument("--chat", action="store_true", help="add ChatML special tokens to the bundled tokenizer")
     a = ap.parse_args()
+    if a.chat:
+        from tokenizers import AddedToken
+
+        base = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pipelines", "assets",
+                            "tokenizer.json")
+        tok = Tokenizer.from_file(base)
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                                for t in ("<|im_start|>", "<|im_end|>", "<|endoftext|>")])
+        tok.save(a.out)
+        print(f"wrote {a.out} ({tok.get_vocab_size()} tokens)")
+        return
     r = random.Random(1234)
     texts = []
     for i in range(20000):

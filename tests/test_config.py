@@ -104,7 +104,7 @@ def test_key_of_other_mask_kind_lists_allowed_keys(tmp_path):
     p = write(tmp_path, BASE.replace("    ratio: 0.3", "    ratio: 0.3\n    mask_id: 3"))
     (msg,) = problems(p)
     assert msg.startswith(f"{p}:16: unknown key 'masks.1.mask_id'; allowed keys: ")
-    assert "field, fill, keep_original, kind, ratio, sampling" in msg
+    assert "field, fill, gpu, keep_original, kind, ratio, sampling" in msg
 
 
 def test_duplicate_keys_rejected_with_both_lines(tmp_path):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -53,6 +53,10 @@ class MaskResult:
         masked: per-row number of masked positions (int64).
         total: per-row number of positions that could be masked (int64).
         bad: per-row bool, True where the row cannot be processed (``reason`` says why).
+        reason: the reason code of every bad row, unless ``reasons`` is given.
+        reasons: per-row reason codes (None for good rows) when bad rows differ in why.
+        counts: per-row int64 counts of the names the kind declares in ``COUNTS`` beyond
+            ``masked`` and ``total`` (e.g. ``loss_mask``'s ``truncated``).
     """
 
     table: pa.Table
@@ -60,6 +64,18 @@ class MaskResult:
     total: np.ndarray
     bad: np.ndarray | None = None
     reason: str = ""
+    reasons: list | None = None
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def count(self, name: str) -> np.ndarray:
+        """Per-row values of a declared counter."""
+        return self.masked if name == "masked" else self.total if name == "total" else self.counts[name]
+
+    def reason_of(self, rows: np.ndarray) -> list[str]:
+        """The reason codes of the (bad) rows ``rows``."""
+        if self.reasons is None:
+            return [self.reason] * len(rows)
+        return [self.reasons[int(i)] or self.reason for i in rows]
 
 
 class Masker:

@@ -10,10 +10,11 @@ from pydantic import Field
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, positions_in_row, ragged, select, set_column
+from maskpipe.maskers.backends import GpuOption, NumpyOps, backend
+from maskpipe.maskers.base import Masker, MaskResult, StepTarget, column, list_array, positions_in_row, ragged, set_column
 
 
-class FeaturesConfig(MaskerConfig):
+class FeaturesConfig(GpuOption):
     """Mask entries of a numeric array field.
 
     Args:
@@ -24,6 +25,8 @@ class FeaturesConfig(MaskerConfig):
             ``bernoulli`` (each entry independently).
         keep_original: also write the unmasked values as ``<field>.orig.npy`` (reconstruction
             targets for masked-feature modelling).
+        gpu: choose and apply the mask with torch on the GPU (CUDA when available; bit-identical
+            to the CPU path).
 
     Example::
 
@@ -49,6 +52,10 @@ class FeaturesMasker(Masker):
     kind = "features"
     Config = FeaturesConfig
 
+    def __init__(self, cfg: FeaturesConfig, index: int, seed: int):
+        super().__init__(cfg, index, seed)
+        self.xp = backend(cfg.gpu)
+
     def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
         cfg = self.cfg
         arr = column(table, cfg.field, f"masks.{self.index}.field")
@@ -73,11 +80,12 @@ class FeaturesMasker(Masker):
             bad = np.zeros(n, dtype=bool)
             bad[np.unique(row_id[nonfinite])] = True
         pos = positions_in_row(lengths)
-        eligible = np.ones(len(values), dtype=bool)
-        mask = select(row_id, pos, eligible, key_hash, cfg.ratio, cfg.sampling,
-                      self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
-        fill = np.array(cfg.fill).astype(values.dtype) if values.dtype != object else cfg.fill
-        masked_values = np.where(mask, fill, values)
+        xp = self.xp if values.dtype != object else NumpyOps()
+        mask = xp.select(row_id, pos, key_hash, cfg.ratio, cfg.sampling,
+                         self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
+        fill = xp.fill_like(cfg.fill, values) if values.dtype != object else cfg.fill
+        masked_values = xp.get(xp.where(mask, fill, xp.put(values)))
+        mask = xp.get(mask)
         out = table
         if cfg.keep_original:
             out = set_column(out, cfg.field + ".orig", arr)

@@ -1,7 +1,6 @@
 """``image_patch``: MAE-style patch masking of images (encoded bytes or numeric arrays)."""
 from __future__ import annotations
 
-import io
 from typing import Literal
 
 import numpy as np
@@ -10,8 +9,10 @@ from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, positions_in_row, ragged, select,
-                                   set_column)
+from maskpipe.maskers.backends import TorchOps
+from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, positions_in_row, ragged,
+                                   select, set_column)
+from maskpipe.maskers.images import check_fill, decode
 from maskpipe.maskers.ndarray import shape_list
 
 
@@ -63,26 +64,8 @@ def select_torch(row_id: np.ndarray, pos: np.ndarray, key_hash: np.ndarray, rati
                  select_seed: np.uint64, row_seed: np.uint64, n_rows: int, device: str) -> np.ndarray:
     """:func:`maskpipe.maskers.base.select` (all positions eligible) computed with torch on
     ``device``; returns the same mask bit for bit."""
-    import torch
-
-    kh = torch.from_numpy(np.ascontiguousarray(key_hash).view(np.int64)).to(device)
-    rows = torch.from_numpy(row_id).to(device)
-    u = rng.uniform_torch(kh[rows], torch.from_numpy(pos).to(device), select_seed)
-    if sampling == "bernoulli":
-        return (u < ratio).cpu().numpy()
-    n_el = torch.bincount(rows, minlength=n_rows)
-    u_row = rng.uniform_torch(kh, torch.zeros(n_rows, dtype=torch.int64, device=device), row_seed)
-    # float64 explicitly: int64 * python float would give float32 in torch
-    k = torch.minimum(torch.floor(ratio * n_el.to(torch.float64) + u_row).to(torch.int64), n_el)
-    # lexsort((u, row)) == stable sort by u, then stable sort by row
-    by_u = torch.argsort(u, stable=True)
-    order = by_u[torch.argsort(rows[by_u], stable=True)]
-    starts = torch.cumsum(n_el, 0) - n_el
-    rs = rows[order]
-    rank = torch.arange(len(order), device=device) - starts[rs]
-    out = torch.zeros(len(row_id), dtype=torch.bool, device=device)
-    out[order[rank < k[rs]]] = True
-    return out.cpu().numpy()
+    xp = TorchOps(device)
+    return xp.get(xp.select(row_id, pos, key_hash, ratio, sampling, select_seed, row_seed, n_rows))
 
 
 def patch_pixels(mask: np.ndarray, p: int, h: int, w: int) -> np.ndarray:
@@ -149,12 +132,7 @@ class ImagePatchMasker(Masker):
                          "or a list of numbers with shape: [H, W, C]")
 
     def _check_fill(self, dtype: np.dtype) -> None:
-        f = self.cfg.fill
-        if f != "mean" and np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
-            if f != int(f) or not info.min <= f <= info.max:
-                raise InputError(f"masks.{self.index}.fill: {f} does not fit the image's {dtype} pixels; "
-                                 f"use an integer in [{info.min}, {info.max}] or fill: mean")
+        check_fill(self.cfg.fill, dtype, self.index)
 
     def _grid(self, h: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = self.cfg.patch_size
@@ -182,19 +160,8 @@ class ImagePatchMasker(Masker):
 
     def _encoded(self, table: pa.Table, arr: pa.Array, key_hash: np.ndarray) -> MaskResult:
         cfg = self.cfg
-        Image = _pillow(self.index)
         n = len(arr)
-        blobs = arr.to_pylist()
-        imgs: list[np.ndarray | None] = [None] * n
-        bad = np.zeros(n, dtype=bool)
-        for i, b in enumerate(blobs):  # one decode per image: unavoidable per-row work
-            if b is None:
-                continue
-            try:
-                with Image.open(io.BytesIO(b)) as im:
-                    imgs[i] = np.asarray(im.convert(cfg.mode), dtype=np.uint8).reshape(im.size[1], im.size[0], -1)
-            except Exception:  # untrusted bytes: Pillow raises many types; the row is bad, never the run
-                bad[i] = True
+        imgs, bad = decode(arr, cfg.mode, self.index)
         self._check_fill(np.dtype(np.uint8))
         ok = np.array([im is not None for im in imgs], dtype=bool)
         shapes = np.array([im.shape if im is not None else (0, 0, 0) for im in imgs], dtype=np.int64).reshape(n, 3)
@@ -222,11 +189,3 @@ class ImagePatchMasker(Masker):
         masked = np.bincount(row_id[mask], minlength=n).astype(np.int64)
         return MaskResult(out, masked, n_patches.copy(), bad if bad.any() else None, reason)
 
-
-def _pillow(index: int):
-    try:
-        from PIL import Image
-    except ImportError:
-        raise InputError(f"masks.{index}: decoding encoded images needs Pillow; "
-                         "install the image extra: pip install 'maskpipe[image]'") from None
-    return Image

@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, positions_in_row, ragged,
-                                   set_column)
+from maskpipe.maskers.backends import GpuOption, backend
+from maskpipe.maskers.bands import bands, expected_cover
+from maskpipe.maskers.base import Masker, MaskResult, StepTarget, column, list_array, ragged, set_column
 from maskpipe.maskers.ndarray import shape_list
 
 STREAM_TIME_WIDTH = 20
@@ -19,7 +19,7 @@ STREAM_FREQ_WIDTH = 22
 STREAM_FREQ_START = 23
 
 
-class SpectrogramConfig(MaskerConfig):
+class SpectrogramConfig(GpuOption):
     """SpecAugment masking (Park et al. 2019): ``num_time_masks`` bands of consecutive frames and
     ``num_freq_masks`` bands of consecutive frequency bins are filled. Each band's width is
     uniform in ``0..max_width`` and its start uniform over the positions where it fits, both
@@ -36,6 +36,8 @@ class SpectrogramConfig(MaskerConfig):
         max_time_ratio: SpecAugment's ``p``: a time band is at most this share of the frames.
         fill: value written into masked cells, or ``mean`` (the sample's mean).
         keep_original: also write the unmasked values as ``<field>.orig`` (flat, C order).
+        gpu: build and apply the masks with torch on the GPU (CUDA when available; bit-identical
+            to the CPU path, see ``maskers/backends.py``).
 
     Example::
 
@@ -79,39 +81,9 @@ class SpectrogramConfig(MaskerConfig):
         if self.shape is None:
             return None
         F, T = self.shape
-        ct = _expected_cover(T, self.num_time_masks, min(self.max_time_width, int(self.max_time_ratio * T)))
-        cf = _expected_cover(F, self.num_freq_masks, min(self.max_freq_width, F))
+        ct = expected_cover(T, self.num_time_masks, min(self.max_time_width, int(self.max_time_ratio * T)))
+        cf = expected_cover(F, self.num_freq_masks, min(self.max_freq_width, F))
         return round(1.0 - (1.0 - ct) * (1.0 - cf), 6)
-
-
-def _expected_cover(length: int, k: int, wmax: int) -> float:
-    """Expected covered share of ``length`` positions by ``k`` independent bands (width uniform in
-    0..wmax, start uniform in 0..length-width)."""
-    x = np.arange(length)[:, None]
-    w = np.arange(wmax + 1)[None, :]
-    starts_covering = np.clip(np.minimum(x, length - w) - np.maximum(0, x - w + 1) + 1, 0, None)
-    p = (starts_covering / (length - w + 1)).mean(axis=1)
-    return float((1.0 - (1.0 - p) ** k).mean())
-
-
-def bands(length: np.ndarray, k: int, wmax: np.ndarray, key_hash: np.ndarray, w_seed: np.uint64,
-          s_seed: np.uint64) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) of ``k`` bands per row, each (rows, k): width uniform in 0..wmax[row], start
-    uniform in 0..length-width. Keyed by band index, so independent of the batch."""
-    n = len(length)
-    kh = np.repeat(key_hash, k)
-    idx = np.tile(np.arange(k, dtype=np.int64), n)
-    wm = np.repeat(np.minimum(wmax, length), k)
-    width = np.floor(rng.uniform(kh, idx, w_seed) * (wm + 1)).astype(np.int64)
-    start = np.floor(rng.uniform(kh, idx, s_seed) * (np.repeat(length, k) - width + 1)).astype(np.int64)
-    return start.reshape(n, k), (start + width).reshape(n, k)
-
-
-def covered(length: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Flat bool over each row's ``0..length-1`` (rows concatenated): inside any band."""
-    row = np.repeat(np.arange(len(length)), length)
-    x = positions_in_row(length)[:, None]
-    return ((x >= start[row]) & (x < end[row])).any(axis=1) if start.shape[1] else np.zeros(len(x), dtype=bool)
 
 
 class SpectrogramMasker(Masker):
@@ -125,6 +97,10 @@ class SpectrogramMasker(Masker):
 
     kind = "spectrogram"
     Config = SpectrogramConfig
+
+    def __init__(self, cfg: SpectrogramConfig, index: int, seed: int):
+        super().__init__(cfg, index, seed)
+        self.xp = backend(cfg.gpu)
 
     def _read(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, pa.DataType]:
         """Flat values, freq and time length per row, bad rows, value type."""
@@ -167,6 +143,20 @@ class SpectrogramMasker(Masker):
             T = np.where(bad, 0, T)
         return values, F, T, bad, vt
 
+    def _fill(self, xp, values: np.ndarray, cells: np.ndarray, row):
+        """The fill value, per cell on the backend (``mean``: the sample's mean of finite values,
+        summed on the host so both backends get the same float)."""
+        if self.cfg.fill != "mean":
+            return xp.fill_like(self.cfg.fill, values)
+        n = len(cells)
+        host_row = np.repeat(np.arange(n, dtype=np.int64), cells)
+        fin = np.isfinite(values) if np.issubdtype(values.dtype, np.floating) else np.ones(len(values), dtype=bool)
+        sums = np.bincount(host_row[fin], weights=values[fin].astype(np.float64), minlength=n)
+        mean = sums / np.maximum(np.bincount(host_row[fin], minlength=n), 1)
+        if np.issubdtype(values.dtype, np.integer):
+            mean = np.rint(mean)
+        return xp.put(mean.astype(values.dtype))[row]
+
     def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
         cfg = self.cfg
         arr = column(table, cfg.field, f"masks.{self.index}.field")
@@ -177,28 +167,21 @@ class SpectrogramMasker(Masker):
         ts, te = bands(T, cfg.num_time_masks, tw, key_hash, self.sseed(STREAM_TIME_WIDTH), self.sseed(STREAM_TIME_START))
         fs, fe = bands(F, cfg.num_freq_masks, np.full(n, cfg.max_freq_width), key_hash,
                        self.sseed(STREAM_FREQ_WIDTH), self.sseed(STREAM_FREQ_START))
-        t_cov = covered(T, ts, te)
-        f_cov = covered(F, fs, fe)
+        xp = self.xp
+        t_cov = xp.covered(T, ts, te)
+        f_cov = xp.covered(F, fs, fe)
         cells = F * T
+        row = xp.repeat(xp.arange(n), xp.put(cells))
+        c = xp.arange(int(cells.sum())) - xp.repeat(xp.put(np.cumsum(cells) - cells), xp.put(cells))
+        Tr = xp.put(T)[row]
+        Tr = Tr + (Tr == 0)
+        t_off = xp.put(np.cumsum(T) - T)[row]
+        f_off = xp.put(np.cumsum(F) - F)[row]
+        mask = t_cov[t_off + c % Tr] | f_cov[f_off + c // Tr]
+        masked_values = xp.where(mask, self._fill(xp, values, cells, row), xp.put(values))
+        mask = xp.get(mask)
+        masked_values = xp.get(masked_values)
         row = np.repeat(np.arange(n, dtype=np.int64), cells)
-        c = positions_in_row(cells)
-        Tr = T[row]
-        t_idx = c % np.maximum(Tr, 1)
-        f_idx = c // np.maximum(Tr, 1)
-        t_off = np.cumsum(T) - T
-        f_off = np.cumsum(F) - F
-        mask = t_cov[t_off[row] + t_idx] | f_cov[f_off[row] + f_idx]
-        if cfg.fill == "mean":
-            fin = np.isfinite(values) if np.issubdtype(values.dtype, np.floating) else np.ones(len(values), dtype=bool)
-            sums = np.bincount(row[fin], weights=values[fin].astype(np.float64), minlength=n)
-            mean = sums / np.maximum(np.bincount(row[fin], minlength=n), 1)
-            fillv = mean[row]
-            if np.issubdtype(values.dtype, np.integer):
-                fillv = np.rint(fillv)
-            fillv = fillv.astype(values.dtype)
-        else:
-            fillv = np.asarray(cfg.fill).astype(values.dtype)
-        masked_values = np.where(mask, fillv, values)
         gone = null | (cells == 0)
         shapes = np.stack([F, T], axis=1)
         out = table
