@@ -206,8 +206,8 @@ class Scanner:
             right = buf[e:min(row_end, e + CONTEXT_BYTES)].decode("latin-1")
             x = dispatch(text)
             finds = x.validate(text, left, right)
-            if finds and x.name != "numeric":
-                used = max(f[1] for f in finds)
+            if x.name != "numeric":  # number windows already cover their whole cluster
+                used = max(f[1] for f in finds) if finds else 1
                 if used < len(text):
                     finds += self._rescan(text, right, used)
             off = s - base
@@ -219,8 +219,9 @@ class Scanner:
         """Finds that start in the part of a candidate its validator did not use.
 
         A candidate can run on into the next token (an IBAN's optional last group takes the
-        "99" of "DE89...00 99.151.32.241"); RE2 went on after the whole candidate, so look
-        again, with the same pattern, at what starts inside that tail.
+        "99" of "DE89...00 99.151.32.241"), or be no value at all and hide one (the e-mail-shaped
+        "root@10.0.55.52" holds an IP address); RE2 went on after the whole candidate, so look
+        again, with the same pattern, at what starts inside that tail (``tail`` >= 1).
         """
         region = text[tail - 1:] + right  # from the byte before the tail: it may be a boundary
         out: list[Found] = []

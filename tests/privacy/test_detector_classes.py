@@ -73,7 +73,7 @@ def test_internationalised_and_unusual_emails_are_masked_whole(address):
         assert scan(text) == ctx.format("<EMAIL>"), text
 
 
-@pytest.mark.parametrize("text", ["a..b@example.com", "user@localhost", "john.@example.com", "@handle",
+@pytest.mark.parametrize("text", ["user@localhost", "john.@example.com", "@handle",
                                   "3@4", "x@y.1", "name@-example.com", "name@example-.com"])
 def test_invalid_addresses_survive(text):
     assert scan(f"see {text} here") == f"see {text} here"
@@ -115,6 +115,16 @@ def test_phone_look_alikes_survive(text):
     assert "<PHONE>" not in scan(text)
 
 
+@pytest.mark.parametrize("text", [
+    "ean 0017089183814",            # "00" dials out only in a number written in groups
+    "zip 71872-3202",               # valid for ES, but ES numbers are not grouped 5-4
+    "bestelling 788-4198463",       # 3-7 with a dash is an account number, not a NANP phone
+    "3704 0044 0532 0130 00",       # "00" inside a run of groups is not a country prefix
+])
+def test_phone_shapes_that_are_not_phones(text):
+    assert "<PHONE>" not in scan(text) and "<PHONE>" not in scan(text, US_ONLY)
+
+
 # ----------------------------------------------------------------------------------------- cards
 @SETTINGS
 @given(card_numbers(grouped=False), st.sampled_from([" ", "-", ".", "\u00a0", "\u202f", ""]))
@@ -134,7 +144,11 @@ def test_card_in_every_issuer_grouping_and_separator(digits, sep):
 @given(card_numbers(grouped=False), st.integers(1, 9))
 def test_luhn_failing_number_survives_even_after_card(card, delta):
     bad = card[:-1] + str((int(card[-1]) + delta) % 10)
+    grouped = " ".join(bad[i:i + 4] for i in range(0, len(bad), 4))
     assert scan(f"card {bad} ok") == f"card {bad} ok"
+    for text in (grouped, grouped.replace(" ", "-")):
+        # (a window of its first groups may happen to be a valid shorter card: not the whole)
+        assert scan(f"card {text} ok") != "card <CREDIT_CARD> ok"
 
 
 @SETTINGS

@@ -87,16 +87,17 @@ def as_text(latin1: str) -> str:
 # they are written from the kinds of identifiers, not from any test corpus.
 VERSION_WORDS = frozenset("build version ver release rev revision patch firmware fw v".split())
 ID_WORDS = VERSION_WORDS | frozenset(
-    "order ticket invoice case ref reference id ident identifier account acct tracking sku serial "
-    "confirmation transaction txn booking reservation claim policy member item part model isbn ean "
-    "batch shipment parcel lot job issue bug pr request req incident contract quote receipt "
-    "voucher coupon code pin otp".split()
+    "order orders ticket tickets invoice inv case ref reference id ids ident identifier account acct "
+    "tracking sku serial confirmation transaction txn booking reservation claim policy member isbn ean "
+    "batch shipment parcel po pr incident".split()
 )
 _FILLER_WORDS = frozenset({"number", "no", "nr", "num", "is", "was", "the", "my", "your", "our", "of"})
 _TOKENS = re.compile(r"[A-Za-z]+|[0-9]+|#")
 # Where a clause ends, so that words before it say nothing about the number after it.
 _CLAUSE_CHARS = tuple(",;!?\n|)]>")
-_SENTENCE_END = re.compile(r"[.]\s+(?=[A-Z])")
+# A sentence ends at ". " before a capital, or after a word too long to be an abbreviation
+# ("... a member. (610 14 81 52)"), but not after "no." / "ref." ("order no. 555...").
+_SENTENCE_END = re.compile(r"[.]\s+(?=[A-Z])|(?<=[A-Za-z]{4})[.]\s+")
 
 
 def id_context(left: str, words: frozenset[str] = ID_WORDS) -> bool:
@@ -123,5 +124,4 @@ def _id_context_tail(tail: str, words: frozenset[str]) -> bool:
         tokens.pop()
     if not tokens:
         return False
-    last = tokens[-1].lower()
-    return last in words or (last.endswith("s") and last[:-1] in words)
+    return tokens[-1].lower() in words

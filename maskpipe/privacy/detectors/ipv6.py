@@ -58,8 +58,11 @@ def _core(cand: str) -> str | None:
 def validate_ipv6(cand: str, left: str, right: str) -> list[Found]:
     if left[-1:] in (":", ".") and left or continues(right, cidr=True) or _HEX_AFTER_COLON.match(right):
         return []
-    norm = _core(cand)
-    return [(0, len(cand), "ipv6", norm)] if norm else []
+    end = len(cand)
+    while cand.endswith(":::", 0, end):  # "2001:db8::" followed by a colon of the sentence
+        end -= 1
+    norm = _core(cand[:end])
+    return [(0, end, "ipv6", norm)] if norm else []
 
 
 def extractor() -> Extractor:

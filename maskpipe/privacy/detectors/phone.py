@@ -87,12 +87,14 @@ class PhoneCheck:
             num = self._parse_intl(text)
             if num is None:
                 return None
-            if num.country_code == 1:
+            if num.country_code == 1 and self.nanp(str(num.national_number)):
                 return self.nanp(str(num.national_number))
             return phonenumbers.format_number(num, _E164) if phonenumbers.is_valid_number(num) else None
         groups = GROUPS.findall(text)
         digits = "".join(groups)
-        nanp_written = "(" in text or tuple(map(len, groups)) in _NANP_GROUPINGS
+        shape = tuple(map(len, groups))
+        # 3-7 ("425 8829090") is a phone habit with a space; with a dash it is an account number
+        nanp_written = "(" in text or shape in _NANP_GROUPINGS and (shape[-2:] != (3, 7) or "-" not in text)
         for region in self.regions:
             if phonenumbers.country_code_for_region(region) == 1:
                 norm = self.nanp(digits) if nanp_written else None
@@ -105,9 +107,18 @@ class PhoneCheck:
                 num = phonenumbers.parse(text, region)
             except phonenumbers.NumberParseException:
                 continue
-            if phonenumbers.is_valid_number(num):
+            if phonenumbers.is_valid_number(num) and self._grouped_as_region_writes(num, groups):
                 return phonenumbers.format_number(num, _E164)
         return None
+
+    @staticmethod
+    def _grouped_as_region_writes(num, groups: list[str]) -> bool:
+        """A national number written in groups has its area code as the first group, as the
+        region's own format does ("0171 1234567"); "71872-3202" (a ZIP+4) is not grouped so."""
+        if len(groups) == 1:
+            return True
+        canonical = GROUPS.findall(phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.NATIONAL))
+        return bool(canonical) and canonical[0] == groups[0]
 
     @staticmethod
     def _parse_intl(text: str):
@@ -145,7 +156,11 @@ class PhoneCheck:
         if continues(after) or w.text[-1] == ")" or _TIME_AFTER.match(after):
             return None
         text = plain_seps(w.left[-1] + w.text if start < w.start else w.text)
-        international = text.startswith("+") or (text.startswith("00") and w.first)
+        # "00" dials out only at the start of a number written in groups (a bare 00... run is
+        # an EAN or a reference; "3704 0044 ..." is the inside of an account number)
+        international = text.startswith("+") or (w.text.startswith("00") and w.first and len(w.lengths) >= 2)
+        if international and text[0] == "(":  # "(0044 20 ...)": the bracket is not part of it
+            text, start, lead = text[1:], w.start, w.left[-1:]
         if international:
             norm = self.parse(text, True, True)
             if norm:
