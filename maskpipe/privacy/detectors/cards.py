@@ -10,13 +10,13 @@ Example:
 """
 from __future__ import annotations
 
-_LUHN_DOUBLE = str.maketrans("0123456789", "0246813579")  # digit -> digit sum of 2*digit
+_LUHN_DOUBLE = bytes.maketrans(b"0123456789", b"0246813579")  # digit -> digit sum of 2*digit
 
 
 def luhn_ok(digits: str) -> bool:
     """The Luhn (mod 10) check used by every payment card number (``digits``: ASCII digits)."""
-    doubled = digits[-2::-2].translate(_LUHN_DOUBLE)
-    return (sum(digits[-1::-2].encode()) + sum(doubled.encode()) - 48 * len(digits)) % 10 == 0
+    raw = digits.encode()
+    return (sum(raw[-1::-2]) + sum(raw[-2::-2].translate(_LUHN_DOUBLE)) - 48 * len(raw)) % 10 == 0
 
 
 # Issuer (IIN) ranges: (first prefix, last prefix, allowed lengths); prefixes of one range have

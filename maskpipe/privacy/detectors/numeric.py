@@ -23,12 +23,12 @@ from typing import Callable, Sequence
 from maskpipe.privacy.detectors.base import CONTEXT_BYTES, VERSION_WORDS, Extractor, Found, continues, id_context
 from maskpipe.privacy.detectors.cards import card_ok
 from maskpipe.privacy.detectors.ipv6 import PATTERN as IPV6_PATTERN, validate_ipv6
-from maskpipe.privacy.detectors.phone import GROUPS, NBSP, NNBSP, SEP, PhoneCheck
+from maskpipe.privacy.detectors.phone import GROUPS, NBSP, NNBSP, SEP, PhoneCheck, plain_seps
 from maskpipe.privacy.detectors.ssn import ssn_ok
 
 MAX_GROUPS = 8  # "+33 (0)5 18 63 80 49" has seven
 _CARD_SEPS = frozenset({" ", "-", ".", NBSP, NNBSP})
-_IBAN_HEAD = re.compile("[A-Za-z]{2}[0-9]{2} ?$")
+_IBAN_HEAD = re.compile("[A-Za-z]{2}[0-9]{2} ?$")  # searched in the last 5 characters only
 
 
 class Window:
@@ -36,22 +36,28 @@ class Window:
 
     __slots__ = ("text", "start", "end", "lengths", "seps", "digits", "left", "right", "first")
 
-    def __init__(self, cand: str, left: str, right: str, spans: list[tuple[int, int]], i: int, j: int):
+    def __init__(self, cand: str, left: str, right: str, spans: list[tuple[int, int]], i: int, j: int,
+                 lengths: tuple[int, ...] | None = None, seps: tuple[str, ...] | None = None):
         start, end = spans[i][0], spans[j][1]
         self.start, self.end, self.text, self.first = start, end, cand[start:end], i == 0
         if i == j:
             self.lengths, self.seps, self.digits = (end - start,), (), self.text
         else:
             part = spans[i:j + 1]
-            self.lengths = tuple(b - a for a, b in part)
-            self.seps = tuple(cand[part[k][1]:part[k + 1][0]] for k in range(j - i))
-            self.digits = "".join(cand[a:b] for a, b in part)
-        if start >= CONTEXT_BYTES:
+            self.lengths = lengths if lengths is not None else tuple(b - a for a, b in part)
+            self.seps = seps if seps is not None else tuple(cand[part[k][1]:part[k + 1][0]] for k in range(j - i))
+            self.digits = "".join([cand[a:b] for a, b in part])
+        if not start:
+            self.left = left
+        elif start >= CONTEXT_BYTES:
             self.left = cand[start - CONTEXT_BYTES:start]
         else:
             self.left = (left + cand[:start])[-CONTEXT_BYTES:]
-        tail = cand[end:end + CONTEXT_BYTES]
-        self.right = tail if len(tail) == CONTEXT_BYTES else (tail + right)[:CONTEXT_BYTES]
+        if end == len(cand):
+            self.right = right
+        else:
+            tail = cand[end:end + CONTEXT_BYTES]
+            self.right = tail if len(tail) == CONTEXT_BYTES else (tail + right)[:CONTEXT_BYTES]
 
 
 WindowCheck = Callable[[Window], "Found | None"]
@@ -59,11 +65,13 @@ WindowCheck = Callable[[Window], "Found | None"]
 
 def check_ipv4(w: Window) -> Found | None:
     if (len(w.lengths) != 4 or max(w.lengths) > 3 or w.seps != (".", ".", ".")
-            or w.left[-1:] == "." or continues(w.right, cidr=True) or id_context(w.left, VERSION_WORDS)):
+            or w.left[-1:] == "." or continues(w.right, cidr=True)):
         return None
     try:
         ipaddress.IPv4Address(w.text)
     except ValueError:  # an octet over 255 or with a leading zero
+        return None
+    if id_context(w.left, VERSION_WORDS):  # last: the costliest test
         return None
     return (w.start, w.end, "ipv4", w.text)  # already canonical: ipaddress refuses leading zeros
 
@@ -135,24 +143,77 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
             min_digits = 7
     ipv6 = re.compile(IPV6_PATTERN) if "ipv6" in entities else None
 
+    single = [c for c in checks if c in (check_card,) or isinstance(c, PhoneCheck)]
+    want_ssn, want_ipv4, want_card = check_ssn in checks, check_ipv4 in checks, check_card in checks
+    want_phone = any(isinstance(c, PhoneCheck) for c in checks)
+
+    def shape_ok(digits: int, lens: list[int], ws: tuple[str, ...], short: list[bool], i: int, j: int) -> bool:
+        """Whether some check could accept a window of this shape (digit count, group sizes,
+        separators): necessary conditions of the checks, to skip building hopeless windows."""
+        groups = j - i + 1
+        if want_ssn and groups == 3 and digits == 9 and ws == ("-", "-"):
+            return True
+        if want_ipv4 and groups == 4 and digits <= 12 and ws == (".", ".", ".") and max(lens[i:j + 1]) <= 3:
+            return True
+        if want_card and 12 <= digits <= 19 and (groups == 1 or len(set(ws)) == 1 and ws[0] in _CARD_SEPS):
+            return True
+        return want_phone and 7 <= digits <= 15 and all(short[i:j])
+
+    def first_hit(w: Window) -> Found | None:
+        for check in checks:
+            hit = check(w)
+            if hit:
+                return hit
+        return None
+
     def validate(cand: str, left: str, right: str) -> list[Found]:
         """Leftmost-longest windows of whole digit groups that some check accepts."""
+        if cand.isdigit():  # one bare group (the commonest shape): one window, two checks
+            if _IBAN_HEAD.search(left[-5:]):
+                return []
+            w = Window(cand, left, right, [(0, len(cand))], 0, 0)
+            for check in single:
+                hit = check(w)
+                if hit:
+                    return [hit]
+            return []
         spans = [m.span() for m in GROUPS.finditer(cand)]
         out: list[Found] = []
         # The tail of an IBAN-shaped token ("de89 3704 0044 ..." in lower case, or one that
         # fails its check) is an account number, never a phone number starting "00".
-        if not _IBAN_HEAD.search(left):
-            i = 0
-            while i < len(spans):
+        if not _IBAN_HEAD.search(left[-5:]):
+            n = len(spans)
+            lens = [b - a for a, b in spans]
+            seps = [cand[spans[k][1]:spans[k + 1][0]] for k in range(n - 1)]
+            upto = [0]  # digits in groups 0..k-1
+            for length in lens:
+                upto.append(upto[-1] + length)
+            short = [len(plain_seps(x)) <= 2 for x in seps]  # phone separators are one or two
+            if n >= 2 and len(set(lens)) == 1 and len(set(seps)) == 1:
+                # Equal groups, one separator ("4111 1111 1111 1111"): every window but the
+                # whole cluster cuts through the run (_cuts_uniform_groups); single groups stay.
                 hit = None
-                for j in range(min(len(spans), i + MAX_GROUPS) - 1, i - 1, -1):
-                    if _cuts_uniform_groups(cand, spans, i, j):
-                        continue
-                    w = Window(cand, left, right, spans, i, j)
-                    for check in checks:
-                        hit = check(w)
+                if n <= MAX_GROUPS and shape_ok(upto[n], lens, tuple(seps), short, 0, n - 1):
+                    hit = first_hit(Window(cand, left, right, spans, 0, n - 1, tuple(lens), tuple(seps)))
+                if hit:
+                    out.append(hit)
+                elif lens[0] >= 7:
+                    for i in range(n):
+                        hit = first_hit(Window(cand, left, right, spans, i, i))
                         if hit:
-                            break
+                            out.append(hit)
+                n = 0  # done
+            i = 0
+            while i < n:
+                hit = None
+                for j in range(min(n, i + MAX_GROUPS) - 1, i - 1, -1):
+                    ws = tuple(seps[i:j])
+                    if not shape_ok(upto[j + 1] - upto[i], lens, ws, short, i, j):
+                        continue
+                    if j > i and (i > 0 and lens[i - 1] == lens[i] == lens[i + 1] and seps[i - 1] == seps[i]
+                                  or j + 1 < n and lens[j + 1] == lens[j] == lens[j - 1] and seps[j] == seps[j - 1]):
+                        continue  # cuts through a run of equal groups: see _cuts_uniform_groups
+                    hit = first_hit(Window(cand, left, right, spans, i, j, tuple(lens[i:j + 1]), ws))
                     if hit:
                         out.append(hit)
                         i = j

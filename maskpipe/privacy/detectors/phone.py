@@ -45,7 +45,8 @@ _COUNTRY_CODES = frozenset(str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_C
 
 
 def plain_seps(text: str) -> str:
-    return text.replace(NBSP, " ").replace(NNBSP, " ")
+    """No-break spaces (as Latin-1 views of their UTF-8 bytes) read as spaces."""
+    return text if text.isascii() else text.replace(NBSP, " ").replace(NNBSP, " ")
 
 
 class PhoneCheck:
@@ -173,9 +174,9 @@ class PhoneCheck:
             return (start, end, "phone", norm) if norm else None
         if len(w.lengths) == 3 and (sorted(w.lengths) == [2, 2, 4] or w.lengths == (3, 2, 4)):
             return None  # dates (2024-03-15, 15.03.2024) and SSNs
-        if id_context(w.left):
-            return None
         norm = self.parse(text, False, len(w.lengths) >= 3 or "(" in text)
         if norm is None and w.first and len(w.lengths) >= 3 and "(" not in text:
             norm = self._cc(text)
-        return (start, end, "phone", norm) if norm else None
+        if norm is None or id_context(w.left):  # context last: the costliest test
+            return None
+        return (start, end, "phone", norm)
