@@ -125,6 +125,14 @@ def test_phone_shapes_that_are_not_phones(text):
     assert "<PHONE>" not in scan(text) and "<PHONE>" not in scan(text, US_ONLY)
 
 
+@pytest.mark.parametrize("text", ["rêver. 10.0.213.33:8443", "il faut rêver 10.0.213.33", "Sévérité: 10.1.2.3",
+                                  "ein Kunde. 030 12345678"])
+def test_context_words_are_whole_words(text):
+    # "rêver" is not the version word "ver": words with non-ASCII letters are one token
+    assert "<IPV4>" in scan(text) or "<PHONE>" in scan(text)
+
+
+
 # ----------------------------------------------------------------------------------------- cards
 @SETTINGS
 @given(card_numbers(grouped=False), st.sampled_from([" ", "-", ".", "\u00a0", "\u202f", ""]))

@@ -92,12 +92,13 @@ ID_WORDS = VERSION_WORDS | frozenset(
     "batch shipment parcel po pr incident".split()
 )
 _FILLER_WORDS = frozenset({"number", "no", "nr", "num", "is", "was", "the", "my", "your", "our", "of"})
-_TOKENS = re.compile(r"[A-Za-z]+|[0-9]+|#")
+# Words are whole, non-ASCII letters included (seen as Latin-1 bytes): "rêver" is not "ver".
+_TOKENS = re.compile(r"[A-Za-z\x80-\xff]+|[0-9]+|#")
 # Where a clause ends, so that words before it say nothing about the number after it.
 _CLAUSE_CHARS = tuple(",;!?\n|)]>")
 # A sentence ends at ". " before a capital, or after a word too long to be an abbreviation
 # ("... a member. (610 14 81 52)"), but not after "no." / "ref." ("order no. 555...").
-_SENTENCE_END = re.compile(r"[.]\s+(?=[A-Z])|(?<=[A-Za-z]{4})[.]\s+")
+_SENTENCE_END = re.compile(r"[.]\s+(?=[A-Z])|(?<=[A-Za-z\x80-\xff]{4})[.]\s+")
 
 
 def id_context(left: str, words: frozenset[str] = ID_WORDS) -> bool:

@@ -146,8 +146,10 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
     single = [c for c in checks if c in (check_card,) or isinstance(c, PhoneCheck)]
     want_ssn, want_ipv4, want_card = check_ssn in checks, check_ipv4 in checks, check_card in checks
     want_phone = any(isinstance(c, PhoneCheck) for c in checks)
+    national = phone.national_lengths() if want_phone else frozenset()
 
-    def shape_ok(digits: int, lens: list[int], ws: tuple[str, ...], short: list[bool], i: int, j: int) -> bool:
+    def shape_ok(digits: int, lens: list[int], ws: tuple[str, ...], short: list[bool], i: int, j: int,
+                 intl: bool = False) -> bool:
         """Whether some check could accept a window of this shape (digit count, group sizes,
         separators): necessary conditions of the checks, to skip building hopeless windows."""
         groups = j - i + 1
@@ -157,7 +159,11 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
             return True
         if want_card and 12 <= digits <= 19 and (groups == 1 or len(set(ws)) == 1 and ws[0] in _CARD_SEPS):
             return True
-        return want_phone and 7 <= digits <= 15 and all(short[i:j])
+        if not (want_phone and 7 <= digits <= 15 and all(short[i:j])):
+            return False
+        # with a country code (+, 00, or "CC-" first: only from the cluster's start) any
+        # length; without, only the lengths national numbers of the regions have
+        return digits in national or i == 0 and (intl or groups >= 3 and lens[0] <= 3)
 
     def first_hit(w: Window) -> Found | None:
         for check in checks:
@@ -189,11 +195,13 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
             for length in lens:
                 upto.append(upto[-1] + length)
             short = [len(plain_seps(x)) <= 2 for x in seps]  # phone separators are one or two
+            head = cand[:spans[0][0] + 2]
+            intl = "+" in head or cand[spans[0][0]:spans[0][0] + 2] == "00"
             if n >= 2 and len(set(lens)) == 1 and len(set(seps)) == 1:
                 # Equal groups, one separator ("4111 1111 1111 1111"): every window but the
                 # whole cluster cuts through the run (_cuts_uniform_groups); single groups stay.
                 hit = None
-                if n <= MAX_GROUPS and shape_ok(upto[n], lens, tuple(seps), short, 0, n - 1):
+                if n <= MAX_GROUPS and shape_ok(upto[n], lens, tuple(seps), short, 0, n - 1, intl):
                     hit = first_hit(Window(cand, left, right, spans, 0, n - 1, tuple(lens), tuple(seps)))
                 if hit:
                     out.append(hit)
@@ -208,7 +216,7 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
                 hit = None
                 for j in range(min(n, i + MAX_GROUPS) - 1, i - 1, -1):
                     ws = tuple(seps[i:j])
-                    if not shape_ok(upto[j + 1] - upto[i], lens, ws, short, i, j):
+                    if not shape_ok(upto[j + 1] - upto[i], lens, ws, short, i, j, intl):
                         continue
                     if j > i and (i > 0 and lens[i - 1] == lens[i] == lens[i + 1] and seps[i - 1] == seps[i]
                                   or j + 1 < n and lens[j + 1] == lens[j] == lens[j - 1] and seps[j] == seps[j - 1]):

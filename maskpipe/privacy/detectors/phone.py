@@ -64,6 +64,21 @@ class PhoneCheck:
         self.possible = lru_cache(maxsize=1 << 12)(self.possible)
         self._cc = lru_cache(maxsize=1 << 14)(self._country_code_without_plus)
 
+    def national_lengths(self) -> frozenset[int]:
+        """Every digit count a national number of the regions can be written with (a necessary
+        condition of :meth:`parse` for a number without country code): 10 or 11 for NANP, the
+        region's possible lengths widened by its trunk prefix (and by one more, to be safe)."""
+        out: set[int] = set()
+        for region in self.regions:
+            if phonenumbers.country_code_for_region(region) == 1:
+                out |= {10, 11}
+                continue
+            meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+            lengths = list(meta.general_desc.possible_length or ()) or list(range(4, 18))
+            extra = len(meta.national_prefix or "") + 1
+            out |= set(range(min(lengths), max(lengths) + extra + 1))
+        return frozenset(out)
+
     @staticmethod
     def _written_trunk_prefix(region: str) -> str:
         """The trunk prefix national numbers of ``region`` are written with ("0" for GB, DE,
