@@ -188,7 +188,8 @@ def dense_row(nbytes: int, shape: str, seed: int = 0) -> str:
 
     ``mixed``: emails, phone numbers, cards, IPs and SSNs separated by ", ";
     ``groups``: one endless run of space-separated digit groups (a single number cluster),
-    with a valid card every few groups.
+    with a valid card every few groups; ``ragged``: one endless cluster of digit groups of 1-5
+    digits (every window of up to eight groups is looked at).
     """
     rng = random.Random(seed)
     parts, size = [], 0
@@ -203,6 +204,9 @@ def dense_row(nbytes: int, shape: str, seed: int = 0) -> str:
                 f"{rng.randrange(100, 665)}-{rng.randrange(10, 99)}-{rng.randrange(1000, 9999)}",
             ])
             sep = ", "
+        elif shape == "ragged":
+            v = " ".join("".join(rng.choices(string.digits, k=rng.randrange(1, 6))) for _ in range(8))
+            sep = rng.choice([" ", "-", "."])
         else:
             body = "4" + "".join(rng.choices(string.digits, k=14))
             num = body + _check_digit(body)
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scaling", nargs="*", type=int, metavar="KB",
                     help="instead: time single rows of dense PII of these sizes in KB (default 100 1000 "
                          "10000), the same total bytes for each size; the s/MB column must stay flat")
-    ap.add_argument("--shapes", nargs="+", default=["mixed", "groups"], help="dense row shapes for --scaling")
+    ap.add_argument("--shapes", nargs="+", default=["mixed", "groups", "ragged"], help="dense row shapes for --scaling")
     args = ap.parse_args(argv)
     if args.scaling is not None:
         scaling(args.shapes, args.scaling or [100, 1000, 10000])
