@@ -237,3 +237,16 @@ def test_ssn_look_alikes_survive(text):
 ])
 def test_decoys_survive(text):
     assert scan(text) == text
+
+
+@SETTINGS
+@given(st.from_regex(r"[A-Za-z0-9_.%+'-]{1,20}@[A-Za-z0-9-]{1,12}(\.[A-Za-z0-9-]{1,12}){1,3}", fullmatch=True))
+def test_ascii_email_fast_path_equals_the_unicode_path(cand):
+    from maskpipe.privacy.detectors import email
+
+    # the Unicode path, forced by a non-ASCII byte the candidate would start with
+    slow = email._core.__wrapped__("\xa9" + cand)
+    fast = email._ascii_core(cand)
+    assert (fast is None) == (slow is None)
+    if fast:
+        assert (fast[0] + 1, fast[1] + 1, fast[2]) == slow

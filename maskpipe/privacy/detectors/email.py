@@ -25,9 +25,31 @@ def _word(c: str) -> bool:
     return c.isascii() and (c.isalnum() or c == "_") or not c.isascii() and unicodedata.category(c)[0] in "LMN"
 
 
+def _ascii_core(cand: str) -> tuple[int, int, str] | None:
+    """:func:`_core` for an ASCII candidate: the pattern already holds only allowed characters,
+    so only leading punctuation and the structure rules remain."""
+    local, domain = cand.rsplit("@", 1)
+    i = 0
+    while i < len(local) and local[i] in _LOCAL_PUNCT:
+        i += 1
+    local = local[i:]
+    if not local or local[-1] == "." or ".." in local or len(local) > 64 or len(domain) > 253:
+        return None
+    labels = domain.split(".")
+    for label in labels:
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+            return None
+    tld = labels[-1]
+    if not (len(tld) >= 2 and tld.isalpha() or tld[:4].lower() == "xn--" and len(tld) > 4):
+        return None
+    return i, len(cand), cand[i:].lower()
+
+
 @lru_cache(maxsize=1 << 14)
 def _core(cand: str) -> tuple[int, int, str] | None:
     """(start, end, normalised) of the address in ``cand`` (Latin-1 view of UTF-8), if any."""
+    if cand.isascii():
+        return _ascii_core(cand)
     raw = cand.encode("latin-1")
     skip = 0
     while skip < len(raw) and 0x80 <= raw[skip] < 0xC0:  # began inside a character

@@ -189,6 +189,11 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
         # fails its check) is an account number, never a phone number starting "00".
         if not _IBAN_HEAD.search(left[-5:]):
             n = len(spans)
+            if n <= MAX_GROUPS:  # the loop below tries the whole cluster first: do that cheaply
+                hit = first_hit(Window(cand, left, right, spans, 0, n - 1))
+                if hit:
+                    out.append(hit)
+                    n = 0
             lens = [b - a for a, b in spans]
             seps = [cand[spans[k][1]:spans[k + 1][0]] for k in range(n - 1)]
             upto = [0]  # digits in groups 0..k-1
