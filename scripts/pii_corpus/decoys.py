@@ -8,6 +8,7 @@ says it is an order number.
 """
 from __future__ import annotations
 
+import datetime
 import random
 import re
 import string
@@ -45,7 +46,9 @@ def decoy_value(rng: random.Random, cat: str, fake) -> tuple[str, str]:
              "windows_build": f"10.0.{r(10000, 22631)}.{r(100, 4000)}"}[sub]
     elif cat == "datetime":
         sub = rng.choice(["faker_date", "iso", "iso_time", "eu", "us", "time", "compact", "log"])
-        v = {"faker_date": fake.date(), "iso": f"{y}-{mo:02}-{da:02}", "iso_time": f"{y}-{mo:02}-{da:02}T{hh:02}:{mi:02}:{ss:02}Z",
+        # (Faker's own date() draws up to "now": the corpus would depend on the clock)
+        day = fake.date_between_dates(datetime.date(2000, 1, 1), datetime.date(2030, 12, 31))
+        v = {"faker_date": day.strftime(rng.choice(["%d/%m/%Y", "%d %B %Y", "%B %d, %Y", "%Y年%m月%d日"])), "iso": f"{y}-{mo:02}-{da:02}", "iso_time": f"{y}-{mo:02}-{da:02}T{hh:02}:{mi:02}:{ss:02}Z",
              "eu": f"{da:02}.{mo:02}.{y}", "us": f"{mo:02}/{da:02}/{y}", "time": f"{hh:02}:{mi:02}:{ss:02}",
              "compact": f"{y}{mo:02}{da:02}", "log": f"{y}/{mo:02}/{da:02} {hh:02}:{mi:02}:{ss:02}.{r(0, 999):03}"}[sub]
     elif cat == "money":

@@ -218,7 +218,7 @@ def gen_cards(seed: int, n: int, split: str) -> list[Item]:
         sep = pick(rng, [(" ", 4), ("-", 2), ("", 2), (".", 1), ("\u00a0", 1)])
         v = group(d, _grouping(len(d)), sep) if sep else d
         label = {" ": "space", "-": "dash", "": "plain", ".": "dot", "\u00a0": "nbsp"}[sep]
-        out.append(Item("plant", "credit_card", f"{len(d)}:{label}", v, num_checks(v), num_fragments(v),
+        out.append(Item("plant", "credit_card", f"{src}:{len(d)}:{label}", v, num_checks(v), num_fragments(v),
                         rng.choice(ctx)))
     return out
 
