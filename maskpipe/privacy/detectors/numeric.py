@@ -189,11 +189,6 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
         # fails its check) is an account number, never a phone number starting "00".
         if not _IBAN_HEAD.search(left[-5:]):
             n = len(spans)
-            if n <= MAX_GROUPS:  # the loop below tries the whole cluster first: do that cheaply
-                hit = first_hit(Window(cand, left, right, spans, 0, n - 1))
-                if hit:
-                    out.append(hit)
-                    n = 0
             lens = [b - a for a, b in spans]
             seps = [cand[spans[k][1]:spans[k + 1][0]] for k in range(n - 1)]
             upto = [0]  # digits in groups 0..k-1
@@ -216,10 +211,18 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
                         if hit:
                             out.append(hit)
                 n = 0  # done
+            elif n <= MAX_GROUPS:  # the loop below would try the whole cluster first
+                whole = shape_ok(upto[n], lens, tuple(seps), short, 0, n - 1, intl)
+                hit = whole and first_hit(Window(cand, left, right, spans, 0, n - 1, tuple(lens), tuple(seps)))
+                if hit:
+                    out.append(hit)
+                    n = 0
             i = 0
             while i < n:
                 hit = None
                 for j in range(min(n, i + MAX_GROUPS) - 1, i - 1, -1):
+                    if i == 0 and j == n - 1 and n <= MAX_GROUPS:
+                        continue  # tried above
                     ws = tuple(seps[i:j])
                     if not shape_ok(upto[j + 1] - upto[i], lens, ws, short, i, j, intl):
                         continue
