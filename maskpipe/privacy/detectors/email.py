@@ -7,7 +7,7 @@ punctuation glued to an address are not part of it.
 
 Example:
     >>> extractor().validate("\\xc3\\xa9lodie@example.fr", " ", ".")[0][:3]
-    (0, 14, 'email')
+    (0, 18, 'email')
 """
 from __future__ import annotations
 

@@ -94,24 +94,6 @@ def check_card(w: Window) -> Found | None:
     return (w.start, w.end, "credit_card", w.digits) if card_ok(w.digits) else None
 
 
-def _cuts_uniform_groups(cand: str, spans: list[tuple[int, int]], i: int, j: int) -> bool:
-    """Whether the window cuts through a run of equal groups joined by one separator
-    ("5866 0295 3120 2136", "9421 5430 3579 0627 0793 52"): a piece of a longer number is not
-    a number of its own."""
-    if i == j:
-        return False
-
-    def size(k: int) -> int:
-        return spans[k][1] - spans[k][0]
-
-    def sep(k: int) -> str:  # separator after group k
-        return cand[spans[k][1]:spans[k + 1][0]]
-
-    if i > 0 and size(i - 1) == size(i) == size(i + 1) and sep(i - 1) == sep(i):
-        return True
-    return j + 1 < len(spans) and size(j + 1) == size(j) == size(j - 1) and sep(j) == sep(j - 1)
-
-
 def _ipv6_after_cluster(ipv6: re.Pattern, cand: str, left: str, right: str, last: int) -> list[Found]:
     """A number cluster can swallow the first group of an IPv6 address right after it
     ("batch 5214 1774 2400:cb00::1"); look for that address from the cluster's last group."""
@@ -199,7 +181,7 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
             intl = "+" in head or cand[spans[0][0]:spans[0][0] + 2] == "00"
             if n >= 2 and len(set(lens)) == 1 and len(set(seps)) == 1:
                 # Equal groups, one separator ("4111 1111 1111 1111"): every window but the
-                # whole cluster cuts through the run (_cuts_uniform_groups); single groups stay.
+                # whole cluster cuts through the run (see below); single groups stay.
                 hit = None
                 if n <= MAX_GROUPS and shape_ok(upto[n], lens, tuple(seps), short, 0, n - 1, intl):
                     hit = first_hit(Window(cand, left, right, spans, 0, n - 1, tuple(lens), tuple(seps)))
@@ -228,7 +210,10 @@ def extractor(entities: Sequence[str], regions: Sequence[str]) -> Extractor:
                         continue
                     if j > i and (i > 0 and lens[i - 1] == lens[i] == lens[i + 1] and seps[i - 1] == seps[i]
                                   or j + 1 < n and lens[j + 1] == lens[j] == lens[j - 1] and seps[j] == seps[j - 1]):
-                        continue  # cuts through a run of equal groups: see _cuts_uniform_groups
+                        # The window cuts through a run of equal groups joined by one separator
+                        # ("5866 0295 3120 2136", "9421 5430 3579 0627 0793 52"): a piece of a
+                        # longer number is not a number of its own.
+                        continue
                     hit = first_hit(Window(cand, left, right, spans, i, j, tuple(lens[i:j + 1]), ws))
                     if hit:
                         out.append(hit)
