@@ -23,7 +23,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from maskpipe.privacy.detectors import NER_ENTITIES, RULE_ENTITIES
-from maskpipe.privacy.pseudonym import missing_key_message
+from maskpipe.privacy.pseudonym import DEFAULT_KEY_ENV, key_env_label, missing_key_message
 
 log = logging.getLogger("maskpipe.privacy")
 
@@ -106,7 +106,7 @@ class PrivacyConfig(_Model):
         scan: PII found inside free-text columns (see :class:`ScanConfig`).
     """
 
-    key_env: str = "MASKPIPE_PII_KEY"
+    key_env: str = DEFAULT_KEY_ENV
     fields: dict[str, FieldAction] = Field(default_factory=dict)
     scan: ScanConfig | None = None
 
@@ -166,7 +166,7 @@ def privacy_preflight(cfg: PrivacyConfig, yaml_path: str = "privacy") -> list[st
             problems.append(missing_key_message(cfg.key_env, yaml_path))
         elif len(key) < 16:
             log.warning("%s.key_env: the key in %s is shorter than 16 characters; use 32 random bytes",
-                        yaml_path, cfg.key_env)
+                        yaml_path, key_env_label(cfg.key_env, yaml_path))
     if cfg.scan is not None and "ner" in cfg.scan.entities:
         problems += ner_problems(cfg.scan, f"{yaml_path}.scan")
     return problems

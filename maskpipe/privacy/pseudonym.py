@@ -39,11 +39,29 @@ def read_key(key_env: str, yaml_path: str = "privacy") -> bytes:
     return value.encode("utf-8")
 
 
+DEFAULT_KEY_ENV = "MASKPIPE_PII_KEY"
+
+
+def key_env_label(key_env: str, yaml_path: str = "privacy") -> str:
+    """How messages refer to the key variable without ever echoing what ``key_env`` holds.
+
+    ``key_env`` comes from the YAML, and a key pasted there by mistake can look like a
+    variable name (``sk_live_...``, a hex key starting with a letter): only the default name,
+    a constant of this module, is ever printed; any other is named by its YAML key.
+    """
+    if key_env == DEFAULT_KEY_ENV:
+        return f"environment variable {key_env}"
+    return f"the environment variable named in {yaml_path}.key_env"
+
+
 def missing_key_message(key_env: str, yaml_path: str) -> str:
+    label = key_env_label(key_env, yaml_path)
+    name = key_env if key_env == DEFAULT_KEY_ENV else "<that name>"
     return (
-        f"{yaml_path}.key_env: environment variable {key_env} is not set or empty, but pseudonyms "
-        f"need a key; set it to a long random secret (e.g. `export {key_env}=$(openssl rand -hex 32)`) "
-        "in the environment of every process that runs maskpipe (on a Ray cluster: on every node)"
+        f"{yaml_path}.key_env: {label} is not set or empty, but pseudonyms "
+        f"need a key; set it to a long random secret (e.g. `export {name}=$(openssl rand -hex 32)`) "
+        "in the environment of every process that runs maskpipe (on a Ray cluster: on every node); "
+        f"{yaml_path}.key_env must hold the variable's NAME, never the key itself"
     )
 
 

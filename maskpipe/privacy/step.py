@@ -12,6 +12,7 @@ Example:
 """
 from __future__ import annotations
 
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,28 @@ from maskpipe.privacy.detectors import build_extractors
 from maskpipe.privacy.fields import FieldRule
 from maskpipe.privacy.pseudonym import Pseudonymizer, key_id_of, read_key
 from maskpipe.privacy.scan import Scanner
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def column_list(names: list[str]) -> str:
+    """The input's column names for a message, or a note that they are withheld.
+
+    Column names can be data (a headerless CSV's first row, JSON objects keyed by e-mail
+    addresses). They are listed only when every one is a plain identifier (letters, digits,
+    ``_``, no spaces); one name that is not, and the header itself is suspect, so none is shown.
+    (Mirrors ``maskpipe.io.readers.column_label``, stricter: no spaces, all or nothing.)
+
+    Example:
+        >>> column_list(["id", "body"]), column_list(["Jane Doe", "id"])
+        (' (columns: id, body)', ' (the column names are withheld: not all of them look like identifiers)')
+    """
+    if names and len(names) <= 50 and all(_IDENTIFIER.fullmatch(n) for n in names):
+        return f" (columns: {', '.join(names)})"
+    if not names:
+        return " (it has no columns)"
+    return " (the column names are withheld: not all of them look like identifiers)"
 
 
 class PrivacyStep:
@@ -83,12 +106,12 @@ class PrivacyStep:
 
     def _check_columns(self, table: pa.Table) -> None:
         names = set(table.column_names)
-        have = ", ".join(table.column_names)
-        problems = [f"privacy.fields.{c}: the input has no column '{c}' (columns: {have}); fix the name "
+        have = column_list(table.column_names)
+        problems = [f"privacy.fields.{c}: the input has no column '{c}'{have}; fix the name "
                     "or remove the rule" for c in self.cfg.fields if c not in names]
         for c in self.cfg.scan.fields if self.cfg.scan else []:
             if c not in names:
-                problems.append(f"privacy.scan.fields: the input has no column '{c}' (columns: {have}); "
+                problems.append(f"privacy.scan.fields: the input has no column '{c}'{have}; "
                                 "fix the name or remove it from the list")
                 continue
             t = table.schema.field(c).type

@@ -6,7 +6,8 @@ import logging
 import pytest
 from pydantic import ValidationError
 
-from maskpipe.privacy import PrivacyConfig, privacy_preflight
+from maskpipe.errors import ConfigError
+from maskpipe.privacy import PrivacyConfig, PrivacyStep, key_id, privacy_preflight
 from maskpipe.privacy.config import needs_key
 from maskpipe.privacy.detectors import RULE_ENTITIES
 
@@ -93,3 +94,31 @@ def test_engine_config_accepts_the_section():
     from maskpipe.config import PipelineConfig
 
     assert "privacy" in PipelineConfig.model_fields
+
+
+@pytest.mark.parametrize("pasted", [
+    "sk_live_51HqLyjWDarjtT1zdp7dcCANARY",   # a Stripe key looks like a variable name
+    "f3a9c0de" * 8,                           # `openssl rand -hex 32` starting with a letter
+    "CANARY_d41d8cd98f00b204e9800998ecf8427e",
+])
+def test_key_pasted_into_key_env_is_never_echoed(pasted, monkeypatch, caplog):
+    monkeypatch.delenv(pasted, raising=False)
+    cfg = PrivacyConfig.model_validate({"key_env": pasted, "fields": {"email": "pseudonymize"}})
+    with caplog.at_level(logging.DEBUG):
+        problems = privacy_preflight(cfg)
+        with pytest.raises(ConfigError) as err:
+            PrivacyStep(cfg)
+        with pytest.raises(ConfigError) as err2:
+            key_id(cfg)
+    text = " ".join(problems) + str(err.value) + str(err2.value) + caplog.text
+    assert problems and problems[0].startswith("privacy.key_env:")
+    assert pasted not in text and pasted[:12] not in text
+
+
+def test_short_key_warning_never_names_the_variable(monkeypatch, caplog):
+    name = "sk_live_51HqLyjWDarjtT1zdp7dcCANARY"
+    monkeypatch.setenv(name, "zq9x")
+    cfg = PrivacyConfig.model_validate({"key_env": name, "fields": {"email": "pseudonymize"}})
+    with caplog.at_level(logging.DEBUG, logger="maskpipe.privacy"):
+        assert privacy_preflight(cfg) == []
+    assert "shorter than 16" in caplog.text and name not in caplog.text and "zq9x" not in caplog.text

@@ -65,4 +65,5 @@ def test_read_key(monkeypatch):
     monkeypatch.setenv("MY_KEY", "")
     with pytest.raises(ConfigError) as err:
         read_key("MY_KEY")
-    assert "MY_KEY" in str(err.value) and "every node" in str(err.value)
+    # key_env may hold a pasted key: only the YAML key is named, never what it holds
+    assert "MY_KEY" not in str(err.value) and "privacy.key_env" in str(err.value) and "every node" in str(err.value)

@@ -141,3 +141,29 @@ def test_no_value_reaches_logs_or_errors(key, caplog):
             step.apply(make_table().drop_columns(["subject"]))
     text = caplog.text + str(err.value)
     assert not any(v in text for v in secret_values) and key not in text
+
+
+# Column names can be data: a headerless CSV's first row, JSON objects keyed by values.
+HEADERLESS = ["Jane Doe", "jane.doe@corp.example", "4539578763621486", "CANARY-7f3e9d"]
+
+
+@pytest.mark.parametrize("config", [
+    {"fields": {"ssn": "drop"}},
+    {"scan": {"fields": ["body"]}},
+])
+def test_missing_column_message_never_lists_names_that_may_be_data(config):
+    step = PrivacyStep(PrivacyConfig.model_validate(config))
+    with pytest.raises(ConfigError) as err:
+        step.apply(pa.table({name: ["x"] for name in HEADERLESS}))
+    msg = str(err.value)
+    assert msg.startswith("privacy.") and "no column" in msg
+    for name in HEADERLESS:
+        assert name not in msg
+    assert "Jane" not in msg and "jane" not in msg and "CANARY" not in msg
+
+
+def test_missing_column_message_lists_identifier_names():
+    step = PrivacyStep(PrivacyConfig.model_validate({"scan": {"fields": ["body"]}}))
+    with pytest.raises(ConfigError) as err:
+        step.apply(pa.table({"id": ["1"], "text": ["x"], "user_email": ["y"]}))
+    assert "(columns: id, text, user_email)" in str(err.value)
