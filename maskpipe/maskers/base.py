@@ -53,6 +53,8 @@ class MaskResult:
         masked: per-row number of masked positions (int64).
         total: per-row number of positions that could be masked (int64).
         bad: per-row bool, True where the row cannot be processed (``reason`` says why).
+        unk / tokens: per-row ``[UNK]`` tokens and all tokens (kinds that tokenise and declare
+            them in ``COUNTS``; stats.json shows ``unk_share`` so a poor tokenizer fit shows).
     """
 
     table: pa.Table
@@ -60,6 +62,21 @@ class MaskResult:
     total: np.ndarray
     bad: np.ndarray | None = None
     reason: str = ""
+    unk: np.ndarray | None = None
+    tokens: np.ndarray | None = None
+
+
+TOKEN_COUNTS = ("masked", "total", "unk", "tokens")   # COUNTS of the kinds that use a tokenizer
+
+
+def unk_counts(ids: np.ndarray, lengths: np.ndarray, unk: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: tokens equal to the ``[UNK]`` id (0 without one) and all tokens."""
+    n = len(lengths)
+    tokens = lengths.astype(np.int64)
+    if unk is None or not len(ids):
+        return np.zeros(n, dtype=np.int64), tokens
+    row = np.searchsorted(np.cumsum(lengths), np.flatnonzero(ids == unk), side="right")
+    return np.bincount(row, minlength=n).astype(np.int64), tokens
 
 
 class Masker:
