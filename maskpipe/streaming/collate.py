@@ -54,25 +54,16 @@ def collate_mlm(
         >>> batch["input_ids"].tolist(), batch["attention_mask"].tolist()
         ([[5, 6, 7, 0], [8, 0, 0, 0]], [[1, 1, 1, 0], [1, 0, 0, 0]])
     """
-    return _collate_pairs(samples, field, "labels", "collate_mlm", pad_id, label_pad_id, max_length, pad_to,
-                          pad_to_multiple_of)
+    return _collate_pairs(samples, field, pad_id, label_pad_id, max_length, pad_to, pad_to_multiple_of)
 
 
-def collate_sft(
-    samples: Sequence[Mapping[str, Any]],
-    *,
-    name: str = "sft",
-    pad_id: int = 0,
-    label_pad_id: int = LABEL_PAD_ID,
-    max_length: int | None = None,
-    pad_to: int | None = None,
-    pad_to_multiple_of: int | None = None,
-) -> dict:
+def collate_sft(samples: Sequence[Mapping[str, Any]], *, name: str = "sft", **options) -> dict:
     """Batch supervised fine-tuning pairs (``<name>.input_ids.npy`` / ``<name>.labels.npy``, as a
     ``loss_mask`` step writes them) for a causal LM: right-padded, labels padded with -100.
 
-    Same arguments as :func:`collate_mlm` (``name`` is the step's member prefix); ``ds.collator("sft")``
-    takes ``pad_id`` from the manifest.
+    ``name`` is the step's member prefix; the other arguments are :func:`collate_mlm`'s
+    (``pad_id``, ``label_pad_id``, ``max_length``, ``pad_to``, ``pad_to_multiple_of``).
+    ``ds.collator("sft")`` takes ``pad_id`` from the manifest.
 
     Example:
         >>> b = collate_sft([{"sft.input_ids.npy": np.array([1, 2, 3]), "sft.labels.npy": np.array([-100, 2, 3])},
@@ -80,17 +71,16 @@ def collate_sft(
         >>> b["input_ids"].tolist(), b["labels"].tolist()
         ([[1, 2, 3], [4, 9, 9]], [[-100, 2, 3], [4, -100, -100]])
     """
-    return _collate_pairs(samples, name, "labels", "collate_sft", pad_id, label_pad_id, max_length, pad_to,
-                          pad_to_multiple_of)
+    return collate_mlm(samples, field=name, **options)
 
 
-def _collate_pairs(samples, prefix: str, second: str, who: str, pad_id, label_pad_id, max_length, pad_to,
-                   pad_to_multiple_of) -> dict:
+def _collate_pairs(samples, prefix: str, pad_id, label_pad_id, max_length, pad_to, pad_to_multiple_of) -> dict:
     import torch
 
+    who = "collate"
     if not samples:
         raise StreamError(f"{who}: got an empty batch")
-    ids_name, labels_name = f"{prefix}.input_ids.npy", f"{prefix}.{second}.npy"
+    ids_name, labels_name = f"{prefix}.input_ids.npy", f"{prefix}.labels.npy"
     ids = [_member(s, ids_name) for s in samples]
     labels = [_member(s, labels_name) for s in samples]
     cut = _check_lengths(who, max_length, pad_to, pad_to_multiple_of)
