@@ -210,7 +210,7 @@ def output_texts(source: str, fields: Sequence[str] = ()) -> Iterator[str]:
     from maskpipe.streaming import stream
 
     ds = stream(source, shuffle=False, rank=0, world_size=1)
-    known = [f["name"] if isinstance(f, dict) else f for f in ds.manifest.get("fields") or []]
+    known = ds.field_names or []
     names = list(fields) or [f for f in known if f.endswith(".txt") and not f.startswith("__")]
     if not names:
         raise InputError(f"--field: {source} lists no .txt fields; name them with --field (e.g. body.txt)")

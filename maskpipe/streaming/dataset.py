@@ -96,6 +96,11 @@ class StreamDataset(IterableDataset):
             raise StreamError(f"batched: batch_size must be a positive int, got {batch_size!r}")
         return self._variant(batch=(int(batch_size), bool(drop_last)), resume=self._resume)
 
+    @property
+    def field_names(self) -> list[str] | None:
+        """The member names the manifest's ``fields`` lists (None for a manifest without them)."""
+        return self._shards.manifest.fields
+
     def collator(self, kind: str = "mlm", field: str | None = None, **options):
         """A picklable ``collate_fn`` (``collate_mlm``, ``collate_sft`` or ``pad_collate``) with
         ``pad_id`` from this output's manifest (the tokenizer of the step that wrote ``field``).
