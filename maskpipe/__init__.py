@@ -4,7 +4,7 @@ Public API (everything else is private):
 
 * :func:`run` / :func:`validate`: run or check a pipeline YAML.
 * :func:`load_config`: parse and validate a pipeline YAML into a :class:`PipelineConfig`.
-* :func:`stream`, :class:`StreamLoader`, :func:`collate_mlm`, :func:`pad_collate`: read an
+* :func:`stream`, :class:`StreamLoader`, :func:`collate_mlm`, :func:`collate_sft`, :func:`pad_collate`: read an
   output back for training (:mod:`maskpipe.streaming`).
 * :class:`MaskpipeError` and subclasses: one-line errors.
 
@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 
 from maskpipe.errors import BadRecordsError, ConfigError, InputError, LockedError, MaskpipeError, OutputError  # noqa: E402
 # the read side lives in maskpipe.streaming (numpy only at import; torch when a stream is built)
-from maskpipe.streaming import ShardError, StreamError, StreamLoader, collate_mlm, pad_collate, stream  # noqa: E402
+from maskpipe.streaming import ShardError, StreamError, StreamLoader, collate_mlm, collate_sft, pad_collate, stream  # noqa: E402
 
 
 def load_config(path, overrides=None):
@@ -41,6 +41,6 @@ def run(config, overrides=None, overwrite: bool = False, debug: bool = False, ve
     return _run(config, overrides=overrides, overwrite=overwrite, debug=debug, verify=verify)
 
 
-__all__ = ["__version__", "run", "validate", "load_config", "stream", "StreamLoader", "collate_mlm", "pad_collate",
+__all__ = ["__version__", "run", "validate", "load_config", "stream", "StreamLoader", "collate_mlm", "collate_sft", "pad_collate",
            "MaskpipeError", "ConfigError", "InputError", "OutputError", "BadRecordsError", "LockedError",
            "StreamError", "ShardError"]

@@ -16,9 +16,10 @@ import pyarrow.compute as pc
 from maskpipe import rng
 from maskpipe.config import PipelineConfig
 from maskpipe.errors import BadRecordsError, InputError
+from maskpipe.fields import member_columns
 from maskpipe.io.formats import locator_word
 from maskpipe.io.internal import INTERNAL
-from maskpipe.io.tar.writer import column_payloads, escape_keys, field_suffix, pack_batch
+from maskpipe.io.tar.writer import column_payloads, field_suffix, name_samples, pack_batch
 from maskpipe.maskers import MASKERS
 from maskpipe.stats import CounterSchema, privacy_counter, row_column
 
@@ -68,7 +69,8 @@ class Processor:
         user = good.drop_columns([c for c in INTERNAL if c in good.column_names])
         counters: dict[str, np.ndarray] = {c: np.zeros(n, dtype=np.int64) for c in self.schema.row_counters()}
         if not len(good_idx):  # only tombstones: they may lack the user's columns altogether
-            return self._output(batch, reasons, [b""] * n, np.zeros(n, dtype=np.uint64), counters)
+            return self._output(batch, reasons, [b""] * n, np.zeros(n, dtype=np.uint64), counters,
+                                member_columns([], good_idx, n))
 
         if self.privacy is not None:
             user, pcounts = self.privacy.apply(user)
@@ -107,13 +109,14 @@ class Processor:
 
         cols = [(field_suffix(name, user.column(name).type), column_payloads(user.column(name)))
                 for name in user.column_names if not name.startswith("__")]
-        tar = _spread(pack_batch(escape_keys(keys), cols), good_idx, n)
+        names, cols = name_samples(keys, cols)
+        tar = _spread(pack_batch(names, cols), good_idx, n)
         khash = np.zeros(n, dtype=np.uint64)
         khash[good_idx] = kh
-        return self._output(batch, reasons, tar, khash, counters)
+        return self._output(batch, reasons, tar, khash, counters, member_columns(cols, good_idx, n))
 
     @staticmethod
-    def _output(batch, reasons, tar, khash, counters) -> pa.Table:
+    def _output(batch, reasons, tar, khash, counters, members) -> pa.Table:
         out = {
             "__row": batch.column("__row"),
             "__file": batch.column("__file"),
@@ -124,6 +127,7 @@ class Processor:
         }
         for name, arr in counters.items():
             out[row_column(name)] = pa.array(arr, pa.int64())
+        out.update(members)   # what each row wrote (maskpipe/fields.py): the manifest's `fields`
         return pa.table(out)
 
     def _mark(self, reasons, good_idx, alive, good, why: str | list[str]) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from maskpipe.fields import MemberTally
 from maskpipe.io.store import META, OutputStore
 from maskpipe.io.tar import EOF_MARKER
 from maskpipe.stats import CounterSchema, Tally
@@ -99,6 +100,7 @@ class _Piece:
         self.sha = hashlib.sha256()
         self.nbytes = 0
         self.tally = Tally.zero(spec.schema)
+        self.members = MemberTally()
 
     def add(self, t: pa.Table) -> None:
         # chunk by chunk: a block is often several processed batches, and combining them would
@@ -114,6 +116,7 @@ class _Piece:
                 self.sha.update(chunk)
                 self.nbytes += int(offs[-1] - offs[0])
         self.tally.add_block(t, self.spec.schema)
+        self.members.add_block(t)
         self.next += t.num_rows
 
     @property
@@ -126,14 +129,15 @@ class _Piece:
         self.sha.update(EOF_MARKER)
         self.nbytes += len(EOF_MARKER)
         self.f.close()
-        return publish(self.store, self.spec, self.shard, self.tmp, self.nbytes, self.sha.hexdigest(), self.tally)
+        return publish(self.store, self.spec, self.shard, self.tmp, self.nbytes, self.sha.hexdigest(), self.tally,
+                       self.members)
 
     def publish_part(self) -> dict:
         self.f.close()
         rel = f"{META}/parts/{os.path.basename(self.tmp)[1:].replace('.partial', '.part')}"
         self.store.publish_file(self.tmp, rel)
         return {"shard": self.shard, "first": self.first, "next": self.next, "rel": rel,
-                "bytes": self.nbytes, "tally": self.tally}
+                "bytes": self.nbytes, "tally": self.tally, "members": self.members}
 
     def abort(self) -> None:
         try:
@@ -143,8 +147,12 @@ class _Piece:
             pass
 
 
-def publish(store: OutputStore, spec: SinkSpec, j: int, tmp: str, nbytes: int, sha: str, tally: Tally) -> dict:
+def publish(store: OutputStore, spec: SinkSpec, j: int, tmp: str, nbytes: int, sha: str, tally: Tally,
+            members: MemberTally) -> dict:
     """Shard first, then its key list, then its record: the record's presence means 'done'.
+
+    The record's ``members`` lists what the shard's samples hold, as written
+    (:class:`maskpipe.fields.MemberTally`): the commit builds the manifest's ``fields`` from it.
 
     The key list is sorted by key hash, so the commit's duplicate check merges sorted runs in
     bounded memory. The record keeps the shard's size and mtime as published: a resume trusts a
@@ -157,7 +165,8 @@ def publish(store: OutputStore, spec: SinkSpec, j: int, tmp: str, nbytes: int, s
     store.write_bytes(keys_rel(spec.name, j), buf.getvalue())
     st = file_stat(store, rel)
     rec = {"shard": j, "path": rel, "bytes": nbytes, "sha256": sha, "mtime_ns": st[1] if st else None,
-           "first_row": spec.shard_rows(j)[0], "run": spec.run_id, **tally.to_record()}
+           "first_row": spec.shard_rows(j)[0], "run": spec.run_id, **tally.to_record(),
+           "members": members.to_record()}
     store.write_json(record_rel(spec.name, j), rec)
     return rec
 
@@ -222,6 +231,7 @@ def assemble(store: OutputStore, spec: SinkSpec, j: int, parts: list[dict]) -> d
     sha = hashlib.sha256()
     n = 0
     tally = Tally.zero(spec.schema)
+    members = MemberTally()
     with open(tmp, "wb") as out:
         for p in chosen:
             with store.open_read(p["rel"]) as f:
@@ -233,7 +243,8 @@ def assemble(store: OutputStore, spec: SinkSpec, j: int, parts: list[dict]) -> d
                     sha.update(chunk)
                     n += len(chunk)
             tally.add(p["tally"])
+            members.merge(p["members"])
         out.write(EOF_MARKER)
         sha.update(EOF_MARKER)
         n += len(EOF_MARKER)
-    return publish(store, spec, j, tmp, n, sha.hexdigest(), tally)
+    return publish(store, spec, j, tmp, n, sha.hexdigest(), tally, members)

@@ -207,9 +207,11 @@ def stats_json(schema: CounterSchema, total: Tally, *, policy: str, rows_in: int
                           "counts": total.hists.get(s.hist, [0] * HIST_BINS)},
             "samples_without_positions": c.get(s.counter("samples_without_positions"), 0),
         })
-        extra = [what for what in s.counts if what not in ("masked", "total")]
-        if extra:  # what a kind counts beyond masked/total (loss_mask: truncated, response_cut)
-            steps[-1]["counts"] = {what: c.get(s.counter(what), 0) for what in extra}
+        # a kind's further counts (``unk`` and ``tokens`` for the tokenising kinds), as declared
+        steps[-1].update({what: c.get(s.counter(what), 0) for what in s.counts if what not in ("masked", "total")})
+        if "unk" in s.counts and "tokens" in s.counts:
+            tokens = c.get(s.counter("tokens"), 0)
+            steps[-1]["unk_share"] = round(c.get(s.counter("unk"), 0) / tokens, 6) if tokens else None
     section = {}
     if privacy is not None:
         from maskpipe.privacy import privacy_stats

@@ -1,6 +1,13 @@
-"""Build the small WordPiece tokenizer shipped in pipelines/assets/tokenizer.json.
+"""Build the small WordPiece tokenizer shipped in pipelines/assets/tokenizer.json: DEMO ONLY.
 
-Trained locally on generated demo text (nothing downloaded). Rerun only to change the vocab:
+Trained locally on generated demo text before privacy masking (nothing downloaded), 2,000 tokens:
+on real text it maps several percent of tokens to ``[UNK]`` (docs/training.md measures it), and
+even on the demo output, since ``<``, ``>`` and ``_`` of the privacy placeholders are not in it.
+For your data, train one on the input *after* privacy masking, placeholders kept whole:
+
+    maskpipe tokenizer train --input pipelines/demo.yaml --vocab-size 8000 --out my-tokenizer.json
+
+Rerun this script only to change the demo vocabulary:
 
     python scripts/build_tokenizer.py --out pipelines/assets/tokenizer.json
 

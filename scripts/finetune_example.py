@@ -63,7 +63,7 @@ def mlm_field(data: str) -> str:
     """The first field with both ``.input_ids.npy`` and ``.labels.npy`` members (from the
     manifest's ``fields`` or, if it has none, the first sample)."""
     ds = stream(data, shuffle=False)
-    fields = set(ds.manifest.get("fields") or next(iter(ds), {}))
+    fields = set(ds.field_names or next(iter(ds), {}))
     found = sorted(f[: -len(".input_ids.npy")] for f in fields if f.endswith(".input_ids.npy")
                    and f[: -len(".input_ids.npy")] + ".labels.npy" in fields)
     if not found:
@@ -73,10 +73,11 @@ def mlm_field(data: str) -> str:
 
 
 def vocab_size(data: str, manifest: dict, field: str, scan: int) -> int:
-    """From the manifest when it says, else one more than the largest id in the first samples."""
-    for holder in (manifest, manifest.get("tokenizer") or {}):
-        if isinstance(holder, dict) and isinstance(holder.get("vocab_size"), int):
-            return holder["vocab_size"]
+    """From the manifest's tokenizer facts when it has them, else one more than the largest id in
+    the first samples (outputs of token-id input, or written before maskpipe recorded them)."""
+    for tok in manifest.get("tokenizers") or []:
+        if tok.get("field") == field and isinstance(tok.get("vocab_size"), int):
+            return tok["vocab_size"]
     names = [f"{field}.input_ids.npy", f"{field}.labels.npy"]
     largest = 0
     for i, sample in enumerate(stream(data, shuffle=False, fields=names)):
@@ -108,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     vocab = vocab_size(args.data, stream(args.data, shuffle=False).manifest, field, args.scan)
     ds = stream(args.data, shuffle=True, seed=args.seed,
                 fields=[f"{field}.input_ids.npy", f"{field}.labels.npy"])
-    loader = ds.loader(batch_size=args.batch_size, num_workers=args.num_workers,
-                       collate_fn=functools.partial(collate_mlm, field=field, max_length=args.max_length))
+    has_pad = any(t.get("field") == field for t in ds.manifest.get("tokenizers") or [])
+    collate = (ds.collator("mlm", field=field, max_length=args.max_length) if has_pad   # pad id from the manifest
+               else functools.partial(collate_mlm, field=field, max_length=args.max_length))
+    loader = ds.loader(batch_size=args.batch_size, num_workers=args.num_workers, collate_fn=collate)
     print(f"data={args.data} field={field} samples/epoch={len(ds)} vocab={vocab} "
           f"batches/epoch={len(loader)}")
     if len(loader) == 0:

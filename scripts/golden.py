@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "scripts" / "golden.json"
 KEY = "golden-test-key-not-secret"
-PUBLIC = re.compile(r"^(?:[^/]+\.tar|manifest\.json|stats\.json|quarantine\.jsonl)$")
+PUBLIC = re.compile(r"^(?:[^/]+\.tar|manifest\.json|stats\.json|quarantine\.jsonl|wids\.json)$")
 
 
 def data_command(yaml_path: Path) -> list[str] | None:

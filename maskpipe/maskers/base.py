@@ -56,7 +56,8 @@ class MaskResult:
         reason: the reason code of every bad row, unless ``reasons`` is given.
         reasons: per-row reason codes (None for good rows) when bad rows differ in why.
         counts: per-row int64 counts of the names the kind declares in ``COUNTS`` beyond
-            ``masked`` and ``total`` (e.g. ``loss_mask``'s ``truncated``).
+            ``masked`` and ``total`` (e.g. ``unk`` / ``tokens`` of the
+            tokenising kinds, ``loss_mask``'s ``truncated``).
     """
 
     table: pa.Table
@@ -76,6 +77,21 @@ class MaskResult:
         if self.reasons is None:
             return [self.reason] * len(rows)
         return [self.reasons[int(i)] or self.reason for i in rows]
+
+
+TOKEN_COUNTS = ("masked", "total", "unk", "tokens")   # COUNTS of the kinds that use a tokenizer
+
+
+def unk_counts(ids: np.ndarray, lengths: np.ndarray, unk: int | None) -> dict[str, np.ndarray]:
+    """Per row: tokens equal to the ``[UNK]`` id (0 without one) and all tokens, as the
+    ``unk`` / ``tokens`` counts of :data:`TOKEN_COUNTS` (stats.json then shows ``unk_share``, so a
+    poor tokenizer fit shows at once)."""
+    n = len(lengths)
+    tokens = lengths.astype(np.int64)
+    if unk is None or not len(ids):
+        return {"unk": np.zeros(n, dtype=np.int64), "tokens": tokens}
+    row = np.searchsorted(np.cumsum(lengths), np.flatnonzero(ids == unk), side="right")
+    return {"unk": np.bincount(row, minlength=n).astype(np.int64), "tokens": tokens}
 
 
 class Masker:

@@ -12,7 +12,8 @@ import pyarrow as pa
 from pydantic import Field, field_validator, model_validator
 
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, set_column
+from maskpipe.maskers.base import (TOKEN_COUNTS, Masker, MaskerConfig, MaskResult, StepTarget, column, list_array,
+                                   set_column, unk_counts)
 from maskpipe.maskers.chat_templates import (BUILTIN, GENERATION_TAG, ChatTemplate, RowError, TemplateFileError, check_source,
                                              load_template_file, normalize_message)
 
@@ -111,7 +112,7 @@ class LossMaskConfig(MaskerConfig):
 
     # per sample, beside tokens with loss (masked) / tokens (total): the sequence was cut to
     # max_length (truncated), and some trained tokens were cut with it (response_cut)
-    COUNTS: ClassVar[tuple[str, ...]] = ("masked", "total", "truncated", "response_cut")
+    COUNTS: ClassVar[tuple[str, ...]] = TOKEN_COUNTS + ("truncated", "response_cut")
 
     def target(self) -> StepTarget:
         """Shown under the member prefix ``name``; no target ratio: the share of trained tokens
@@ -164,6 +165,9 @@ class LossMaskMasker(Masker):
         from maskpipe.maskers.mlm import load_tokenizer
 
         self.tok = load_tokenizer(cfg.tokenizer, None)
+        from maskpipe.tokenizer import unk_id
+
+        self.unk_id = unk_id(self.tok)
         try:
             self.template = _template(cfg)
         except TemplateFileError as e:
@@ -287,6 +291,7 @@ class LossMaskMasker(Masker):
         masked = np.where(bad, 0, kept_trained).astype(np.int64)
         tokens = out_len.astype(np.int64)
         out_rows = out_len
+        counts = unk_counts(input_ids, out_len, self.unk_id)   # before padding: real tokens only
         if cfg.pad:
             padded = np.where(bad, 0, cfg.max_length).astype(np.int64)
             real = np.zeros(int(padded.sum()), dtype=bool)
@@ -304,8 +309,8 @@ class LossMaskMasker(Masker):
             out = set_column(out, name + ".attention_mask", list_array(real.astype(np.uint8), out_rows, pa.uint8(), bad))
         truncated = (~bad & (lengths > out_len)).astype(np.int64)
         cut = (~bad & (kept_trained < n_trained)).astype(np.int64)
-        return MaskResult(out, masked, tokens, bad if bad.any() else None, reasons=reasons,
-                          counts={"truncated": truncated, "response_cut": cut})
+        counts.update(truncated=truncated, response_cut=cut)
+        return MaskResult(out, masked, tokens, bad if bad.any() else None, reasons=reasons, counts=counts)
 
 
 def _has_text(message: dict) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -14,8 +14,8 @@ from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, StepTarget, column, flat_values, isin_ids, list_array,
-                                   positions_in_row, select, set_column, uniform_below)
+from maskpipe.maskers.base import (TOKEN_COUNTS, Masker, MaskerConfig, MaskResult, StepTarget, column, flat_values,
+                                   isin_ids, list_array, positions_in_row, select, set_column, uniform_below, unk_counts)
 
 
 class MlmConfig(MaskerConfig):
@@ -37,6 +37,8 @@ class MlmConfig(MaskerConfig):
 
         - {kind: mlm, field: body, tokenizer: assets/tokenizer.json, ratio: 0.15}
     """
+
+    COUNTS: ClassVar[tuple[str, ...]] = TOKEN_COUNTS
 
     kind: Literal["mlm"]
     field: str = Field(min_length=1)
@@ -88,9 +90,13 @@ class MlmMasker(Masker):
     def __init__(self, cfg: MlmConfig, index: int, seed: int):
         super().__init__(cfg, index, seed)
         self._tok = None
+        self.unk_id: int | None = None
         if cfg.tokenizer:
+            from maskpipe.tokenizer import unk_id
+
             tok = load_tokenizer(cfg.tokenizer, cfg.max_length)
             self._tok = tok
+            self.unk_id = unk_id(tok)
             mid = tok.token_to_id(cfg.mask_token)
             self.mask_id = cfg.mask_id if cfg.mask_id is not None else mid
             self.vocab_size = cfg.vocab_size or tok.get_vocab_size(with_added_tokens=True)
@@ -187,4 +193,4 @@ class MlmMasker(Masker):
         masked = np.bincount(sel_row, minlength=n).astype(np.int64)
         total = (lengths - np.bincount(np.searchsorted(ends, np.flatnonzero(special), side="right"),
                                        minlength=n)).astype(np.int64)
-        return MaskResult(out, masked, total, bad, "invalid_token_id")
+        return MaskResult(out, masked, total, bad, "invalid_token_id", counts=unk_counts(ids, lengths, self.unk_id))

@@ -1,14 +1,15 @@
 """``span``: T5-style span corruption on text or token ids."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
 from maskpipe import rng
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, StepTarget, list_array, positions_in_row, set_column
+from maskpipe.maskers.base import (TOKEN_COUNTS, Masker, MaskerConfig, MaskResult, StepTarget, list_array, positions_in_row,
+                                   set_column, unk_counts)
 from maskpipe.maskers.mlm import MlmConfig, MlmMasker, load_tokenizer
 from maskpipe.maskers.tokens import rank_within_rows, read_tokens, take_smallest, tokenizer_special_ids
 
@@ -52,6 +53,8 @@ class SpanConfig(MaskerConfig):
           mean_span_length: 3.0
           sentinel_start_id: 2099      # ids 2000..2099 reserved above a 2,000-token vocabulary
     """
+
+    COUNTS: ClassVar[tuple[str, ...]] = TOKEN_COUNTS
 
     kind: Literal["span"]
     field: str = Field(min_length=1)
@@ -116,6 +119,9 @@ class SpanMasker(Masker):
     def __init__(self, cfg: SpanConfig, index: int, seed: int):
         super().__init__(cfg, index, seed)
         self._tok = load_tokenizer(cfg.tokenizer, cfg.max_length) if cfg.tokenizer else None
+        from maskpipe.tokenizer import unk_id
+
+        self.unk_id = unk_id(self._tok) if self._tok is not None else None
         if self._tok is not None:
             self.special = tokenizer_special_ids(self._tok, cfg.special_ids)
         else:
@@ -228,4 +234,4 @@ class SpanMasker(Masker):
         out = set_column(table, cfg.field + ".input_ids", list_array(input_ids, in_len, pa.int32()))
         out = set_column(out, cfg.field + ".targets", list_array(targets, tgt_len, pa.int32()))
         total = np.bincount(row_id[~special], minlength=n).astype(np.int64)
-        return MaskResult(out, masked, total, tk.bad, "invalid_token_id")
+        return MaskResult(out, masked, total, tk.bad, "invalid_token_id", counts=unk_counts(ids, lengths, self.unk_id))

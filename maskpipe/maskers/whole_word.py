@@ -8,7 +8,7 @@ import pyarrow as pa
 from pydantic import model_validator
 
 from maskpipe import rng
-from maskpipe.maskers.base import MaskResult, list_array, positions_in_row, select, set_column
+from maskpipe.maskers.base import MaskResult, list_array, positions_in_row, select, set_column, unk_counts
 from maskpipe.maskers.mlm import MlmConfig, MlmMasker
 from maskpipe.maskers.tokens import continuation_table, mlm_replace, rank_within_rows, read_tokens, word_starts
 
@@ -88,4 +88,4 @@ class WholeWordMasker(MlmMasker):
         out = set_column(out, cfg.field + ".labels", list_array(labels, lengths, pa.int32()))
         masked = np.bincount(w_row[w_sel], minlength=n).astype(np.int64)
         total = np.bincount(w_row, minlength=n).astype(np.int64)
-        return MaskResult(out, masked, total, tk.bad, "invalid_token_id")
+        return MaskResult(out, masked, total, tk.bad, "invalid_token_id", counts=unk_counts(ids, lengths, self.unk_id))

@@ -3,7 +3,7 @@
 In order: shards split across write tasks are joined from their parts; every shard's tally is
 added (records the decision reused plus records the write tasks returned: none is read again);
 keys are checked unique (:mod:`~maskpipe.runner.keycheck`); the bad-record share is checked;
-then ``stats.json``, ``quarantine.jsonl`` and, last, ``manifest.json`` are published.
+then ``stats.json``, ``quarantine.jsonl``, ``wids.json`` and, last, ``manifest.json`` are published.
 
 The manifest's content is :func:`build_manifest` (the one place that says what a manifest holds);
 :func:`write_manifest` publishes it.
@@ -111,7 +111,42 @@ def build_manifest(d: Decision, records: list[dict]) -> dict:
         "totals": {"shards": len(shards), "samples": sum(s["samples"] for s in shards),
                    "bytes": sum(s["bytes"] for s in shards)},
         "stats": "stats.json",
+        **trainer_facts(d, records),
     }
+
+
+def trainer_facts(d: Decision, records: list[dict]) -> dict:
+    """What a trainer reads from the manifest (docs/format.md, "fields" and "tokenizers").
+
+    * ``fields``: each member the samples carry, from what the shards recorded as written
+      (:mod:`maskpipe.fields`): name, what ``maskpipe.stream`` decodes it to, dtype and shape of
+      ``.npy`` members (``[n]`` when every sample has ``n`` elements, ``[null]`` when it varies),
+      and how many samples carry it. Left out when a reused shard predates member records.
+    * ``tokenizers``: per mask step with a tokenizer, the step, its field, the file's name and
+      sha256, the vocabulary size and the special ids by role (pad, unk, cls, sep, mask, bos, eos).
+    """
+    from maskpipe.fields import manifest_fields
+    from maskpipe.tokenizer import tokenizer_facts
+
+    out: dict = {}
+    fields = manifest_fields(r.get("members") for r in records)
+    if fields is not None:
+        out["fields"] = fields
+    tokenizers = []
+    for i, m in enumerate(d.cfg.masks):
+        path = getattr(m, "tokenizer", None)
+        if path:
+            tokenizers.append({"step": i, "kind": m.kind, "field": m.target().field,
+                               **tokenizer_facts(path, getattr(m, "mask_token", None))})
+    out["tokenizers"] = tokenizers
+    return out
+
+
+def wids_descriptor(d: Decision, records: list[dict]) -> dict:
+    """``wids.json``: the shard list in the form webdataset's ``wids.ShardListDataset`` reads
+    (``wids_version`` 1; shard urls relative to the descriptor's folder)."""
+    return {"wids_version": 1, "name": d.cfg.name,
+            "shardlist": [{"url": r["path"], "nsamples": r["samples"], "filesize": r["bytes"]} for r in records]}
 
 
 def write_manifest(store: OutputStore, manifest: dict) -> None:
@@ -133,6 +168,7 @@ def commit(d: Decision, returns: list[dict]) -> dict:
     store.write_bytes("stats.json", (json.dumps(stats, indent=1) + "\n").encode())
     if cfg.execution.on_error == "quarantine":
         store.write_bytes("quarantine.jsonl", _quarantine_lines(d, total))
+    store.write_bytes("wids.json", (json.dumps(wids_descriptor(d, records), indent=1) + "\n").encode())
     write_manifest(store, build_manifest(d, records))
     store.delete_dir(f"{META}/parts")
     return stats

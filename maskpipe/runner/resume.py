@@ -93,13 +93,13 @@ def verify_manifest(store: OutputStore, manifest: dict) -> bool:
 
 def clear(store: OutputStore, name: str, manifest: dict | None, state: dict | None) -> None:
     """Remove what maskpipe published here before, and only that: the manifest's shards, files
-    named like shards of this or the earlier run's name, stats, quarantine and bookkeeping."""
+    named like shards of this or the earlier run's name, stats, quarantine, wids.json and bookkeeping."""
     names = {name, (manifest or {}).get("name"), (state or {}).get("name")} - {None}
     listed = {s.get("path") for s in (manifest or {}).get("shards", [])}
     pattern = re.compile(r"^(%s)-\d{6}\.tar$" % "|".join(re.escape(n) for n in sorted(names)))
     store.delete("manifest.json")  # first: from here on the output is not "finished"
     for n in store.list():
-        if n in ("stats.json", "quarantine.jsonl") or n in listed or pattern.match(n):
+        if n in ("stats.json", "quarantine.jsonl", "wids.json") or n in listed or pattern.match(n):
             store.delete(n)
     for sub in ("shards", "parts", "tmp"):
         store.delete_dir(f"{META}/{sub}")

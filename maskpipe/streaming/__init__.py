@@ -14,14 +14,14 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Sequence
 
-from maskpipe.streaming.collate import collate_mlm, pad_collate
+from maskpipe.streaming.collate import collate_mlm, collate_sft, pad_collate
 from maskpipe.streaming.errors import ShardError, StreamError
 from maskpipe.streaming.loader import StreamLoader
 
 if TYPE_CHECKING:
     from maskpipe.streaming.dataset import StreamDataset
 
-__all__ = ["stream", "StreamLoader", "StreamError", "ShardError", "collate_mlm", "pad_collate"]
+__all__ = ["stream", "StreamLoader", "StreamError", "ShardError", "collate_mlm", "collate_sft", "pad_collate"]
 
 
 def stream(
@@ -34,7 +34,7 @@ def stream(
     epoch: int = 0,
     verify: bool = False,
     fields: Sequence[str] | None = None,
-    even: bool = False,
+    even: bool | None = None,
     shuffle_buffer: int = 1000,
 ) -> "StreamDataset":
     """Open a maskpipe output as a ``torch.utils.data.IterableDataset`` of decoded samples.
@@ -48,7 +48,10 @@ def stream(
             (``s3://bucket/prefix``). For S3 the endpoint comes from ``AWS_ENDPOINT_URL_S3`` or
             ``AWS_ENDPOINT_URL`` when set, credentials from the usual AWS variables.
         rank, world_size: This process's place among data-parallel ranks. Leave both ``None`` to
-            take them from ``torch.distributed`` when it is initialised (else 0 of 1).
+            take them from ``torch.distributed`` when it is initialised (else 0 of 1); the stream
+            then warns that it splits the data itself. Under the Hugging Face ``Trainer`` or an
+            ``accelerate``-prepared DataLoader pass ``rank=0, world_size=1``: accelerate reads
+            on rank 0 and sends each rank its part of every batch (docs/training.md).
         shuffle: Shuffle shard order and samples within windows of ``shuffle_buffer``.
         seed, epoch: Key the shuffle by a hash of both; change the epoch with ``set_epoch``.
         verify: Check each shard's sha256 against the manifest before reading it (reads the shard
@@ -56,8 +59,10 @@ def stream(
         fields: Only decode and return these member fields (names as in the manifest's
             ``fields``, e.g. ``"body.input_ids.npy"``); the others are skipped unread.
         even: Give every rank ``total // world_size`` samples by dropping the last
-            ``total % world_size`` samples of the epoch's order (for DDP lockstep). Off: every
-            sample is yielded exactly once per epoch and ranks differ by at most one sample.
+            ``total % world_size`` samples of the epoch's order, so every rank yields the same
+            number of samples and batches (DDP lockstep). ``None`` (default): on when
+            ``world_size > 1``. ``False``: every sample is yielded exactly once per epoch and ranks
+            differ by at most one sample (and may differ by one batch).
         shuffle_buffer: Window size of the sample shuffle; a reader holds one window.
 
     Returns:

@@ -7,6 +7,7 @@ maskpipe`` stays light. The order arithmetic lives in :mod:`.order`, shard readi
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Iterator
 
 import numpy as np
@@ -24,6 +25,22 @@ def _worker_info():
     return get_worker_info()
 
 
+def warn_detected(rank: int, world: int) -> None:
+    """Say loudly that the stream splits the data by itself: under a loader that shards or
+    dispatches batches too (Hugging Face Trainer, accelerate), each rank would see 1/world of
+    the data and the rest would never be read."""
+    import sys
+
+    hint = ""
+    state = getattr(sys.modules.get("accelerate.state"), "PartialState", None)
+    if state is not None and getattr(state, "_shared_state", None):
+        hint = (" accelerate is active here: if a Trainer or accelerator.prepare() builds the DataLoader, it "
+                "splits batches across ranks itself and this stream must not (pass rank=0, world_size=1).")
+    warnings.warn(f"maskpipe.stream: took rank {rank} of {world} from torch.distributed, so this rank reads only "
+                  f"its 1/{world} of every epoch (even=True unless set).{hint} Pass rank= and world_size= "
+                  "to stream() to choose explicitly and silence this warning.", UserWarning, stacklevel=3)
+
+
 class StreamDataset(IterableDataset):
     """Decoded samples of a maskpipe output, in a deterministic per-epoch order.
 
@@ -35,7 +52,7 @@ class StreamDataset(IterableDataset):
     """
 
     def __init__(self, source, *, rank=None, world_size=None, shuffle=True, seed=0, epoch=0, verify=False,
-                 fields=None, even=False, shuffle_buffer=1000):
+                 fields=None, even=None, shuffle_buffer=1000):
         if (rank is None) != (world_size is None):
             raise StreamError("stream: pass both rank and world_size, or neither (then "
                               "torch.distributed decides)")
@@ -53,7 +70,10 @@ class StreamDataset(IterableDataset):
         self.manifest = self._shards.manifest.raw
         self.rank, self.world_size = rank, world_size
         self.shuffle, self.seed, self.epoch = bool(shuffle), int(seed), int(epoch)
-        self.verify, self.even, self.shuffle_buffer = bool(verify), bool(even), int(shuffle_buffer)
+        if even is not None and not isinstance(even, bool):
+            raise StreamError(f"stream: even must be True, False or None (None: True when world_size > 1), got {even!r}")
+        self.verify, self._even, self.shuffle_buffer = bool(verify), even, int(shuffle_buffer)
+        self._warned = False
         self._batch: tuple[int, bool] | None = None
         self._resume: tuple[int, int, int, Any] | None = None
         self._consumed = (self.epoch, 0)
@@ -75,6 +95,22 @@ class StreamDataset(IterableDataset):
         if not is_int(batch_size) or batch_size < 1:
             raise StreamError(f"batched: batch_size must be a positive int, got {batch_size!r}")
         return self._variant(batch=(int(batch_size), bool(drop_last)), resume=self._resume)
+
+    @property
+    def field_names(self) -> list[str] | None:
+        """The member names the manifest's ``fields`` lists (None for a manifest without them)."""
+        return self._shards.manifest.fields
+
+    def collator(self, kind: str = "mlm", field: str | None = None, **options):
+        """A picklable ``collate_fn`` (``collate_mlm``, ``collate_sft`` or ``pad_collate``) with
+        ``pad_id`` from this output's manifest (the tokenizer of the step that wrote ``field``).
+
+        Example:
+            >>> collate = ds.collator("mlm", field="body", pad_to=256)    # doctest: +SKIP
+        """
+        from maskpipe.streaming.collate import collator
+
+        return collator(self.manifest, kind, field, **options)
 
     def loader(self, **kwargs) -> StreamLoader:
         """A ``StreamLoader`` over this dataset; see its docstring for the arguments."""
@@ -153,13 +189,22 @@ class StreamDataset(IterableDataset):
         return new
 
     # -- the epoch's layout ------------------------------------------------------------------
+    @property
+    def even(self) -> bool:
+        """Whether every rank gets the same count: as given, else True when world_size > 1."""
+        return self._even if self._even is not None else self._topology()[1] > 1
+
     def _topology(self) -> tuple[int, int]:
         if self.world_size is not None:
             return self.rank, self.world_size
         import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            rank, world = dist.get_rank(), dist.get_world_size()
+            if not self._warned:
+                self._warned = True
+                warn_detected(rank, world)
+            return rank, world
         return 0, 1
 
     def _worker_bounds(self, workers: int) -> list[tuple[int, int]]:

@@ -83,8 +83,13 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             problems.append(f"{where_i}.sha256 must be 64 lowercase hex digits")
         parsed.append((path, samples, nbytes, sha))
     fields = raw.get("fields")
-    if fields is not None and not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)):
-        problems.append("'fields' must be a list of strings")
+    if fields is not None:
+        # entries are objects with a "name" (docs/format.md); plain names are read too
+        names = [f.get("name") if isinstance(f, dict) else f for f in fields] if isinstance(fields, list) else None
+        if names is None or not all(isinstance(f, str) for f in names):
+            problems.append("'fields' must be a list of {name, ...} objects")
+        else:
+            fields = names
     if problems:
         raise StreamError(f"{where}: invalid manifest: " + "; ".join(problems))
     return Manifest(tuple(parsed), fields, raw)

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from maskpipe.io.tar import KEY_MEMBER
 from maskpipe.io.tar.reader import TarFormatError, TarReader, split_name
 from maskpipe.streaming.errors import ShardError
 from maskpipe.streaming.manifest import fs_path, locate, parse_manifest
@@ -96,8 +97,11 @@ class ShardSet:
         return open(location, "rb", buffering=_READ_CHUNK)
 
     def decode(self, index: int, position: int, key: str, members: dict[str, bytes]) -> dict:
-        """A sample as the stream yields it: ``__key__`` unescaped, members decoded."""
-        sample: dict[str, Any] = {"__key__": unquote(key)}
+        """A sample as the stream yields it: ``__key__`` unescaped (or, for a key shortened to
+        fit the tar name field, read from its ``__key__.txt`` member), members decoded."""
+        original = members.pop(KEY_MEMBER, None)
+        sample: dict[str, Any] = {"__key__": unquote(key) if original is None else
+                                  decode_member(KEY_MEMBER, original, self.label(index), position)}
         for field, data in members.items():
             sample[field] = decode_member(field, data, self.label(index), position)
         return sample
@@ -180,7 +184,7 @@ def samples(tar: TarReader, label: str, wanted: Callable[[int], bool],
             index, key = index + 1, sample_key
             keep = wanted(index)
             members = {} if keep else None
-        if keep and (fields is None or field in fields):
+        if keep and (fields is None or field in fields or field == KEY_MEMBER):
             members[field] = tar.read()
     if key is not None:
         yield index, key, members

@@ -226,7 +226,8 @@ def test_loss_mask_counts_and_mixed_reasons_reach_stats(tmp_path):
         """))
     res = maskpipe.run(str(y))
     step = res.stats["steps"][0]
-    assert step["counts"] == {"truncated": 3, "response_cut": 0}
+    assert (step["truncated"], step["response_cut"]) == (3, 0)
+    assert step["tokens"] == step["total"] and step["unk_share"] is not None
     assert res.stats["bad_records"] == {"empty_response": 1, "missing_prompt": 1}
     lines = [json.loads(x) for x in (tmp_path / "out" / "quarantine.jsonl").read_text().splitlines()]
     assert sorted((q["line"], q["reason"]) for q in lines) == [(5, "missing_prompt"), (6, "empty_response")]

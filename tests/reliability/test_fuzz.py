@@ -15,6 +15,7 @@ import tempfile
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -164,3 +165,26 @@ def test_fuzz_parquet(pos, val, cut, shard):
         with open(os.path.join(d, "a.parquet"), "wb") as f:
             f.write(bytes(data))
         check_read(d, "parquet", shard, key="id")
+
+
+def test_parquet_footer_with_a_bad_row_count_is_corrupt(tmp_path):
+    """Found by test_fuzz_parquet: one byte of the footer made num_rows -1 while the row groups
+    still held 10 rows each; the plan must call the file corrupt, not plan -1 rows."""
+    import pyarrow.parquet as pq
+
+    data = bytearray(PARQUET)
+    for pos in range(len(data) - 8, 0, -1):  # find a byte that breaks only the total
+        trial = bytearray(data)
+        trial[pos] = 1
+        (tmp_path / "a.parquet").write_bytes(bytes(trial))
+        try:
+            md = pq.ParquetFile(str(tmp_path / "a.parquet")).metadata
+        except Exception:  # noqa: BLE001 - most bytes make the footer unreadable
+            continue
+        groups = sum(md.row_group(i).num_rows for i in range(md.num_row_groups))
+        if md.num_rows != groups:
+            break
+    else:
+        pytest.skip("no single-byte change of this file gives a footer that parses with a wrong total")
+    plan = plan_input(str(tmp_path), "parquet", 4, None, "skip", key="id")
+    assert plan.n_rows == 0 and [r for _, r in plan.file_errors] == ["corrupt_parquet"]

@@ -14,6 +14,7 @@ import pickle
 import shutil
 import tarfile
 import tempfile
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
@@ -199,12 +200,39 @@ def wds_key(key: str) -> str:
 def test_two_ranks_two_workers_see_every_sample_once(out):
     seen = []
     for rank in range(2):
-        ds = stream(out, rank=rank, world_size=2, seed=3)
+        ds = stream(out, rank=rank, world_size=2, seed=3, even=False)   # the opt-out: exactly once
         got = keys(DataLoader(ds, batch_size=None, num_workers=2, **FORK))
         assert sorted(got) == sorted(keys(ds))  # the rank's set does not depend on num_workers
         assert len(got) == len(ds) == [15, 16][rank]
         seen += got
     assert sorted(seen) == sorted(expected_keys(COUNTS))
+
+
+def test_even_is_the_default_with_more_than_one_rank(out):
+    """31 samples on 2 ranks: 15 each by default (the last sample of the epoch's order is
+    dropped), the same count of batches too; one rank alone keeps all 31."""
+    per_rank = [stream(out, rank=r, world_size=2, seed=3) for r in range(2)]
+    assert [len(ds) for ds in per_rank] == [15, 15]
+    assert [len(ds.loader(batch_size=4, num_workers=2)) for ds in per_rank] == [4, 4]
+    assert len(set(keys(per_rank[0])) | set(keys(per_rank[1]))) == 30
+    assert len(stream(out, rank=0, world_size=1)) == 31
+    with pytest.raises(StreamError, match="even must be True, False or None"):
+        stream(out, even=1)
+
+
+def test_a_stream_that_finds_world_size_itself_warns(out):
+    import torch.distributed as dist
+
+    with mock.patch.object(dist, "is_initialized", return_value=True), \
+            mock.patch.object(dist, "get_world_size", return_value=2), mock.patch.object(dist, "get_rank", return_value=1):
+        ds = stream(out, seed=3)
+        with pytest.warns(UserWarning, match="took rank 1 of 2 from torch.distributed") as caught:
+            assert len(ds) == 15
+        assert len(caught) == 1                                 # once per stream, not per call
+        assert keys(ds) == keys(stream(out, seed=3, rank=1, world_size=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(stream(out, rank=1, world_size=2)) == 15     # explicit: silent
 
 
 def test_even_gives_every_rank_the_same_count(out):
@@ -247,7 +275,8 @@ def test_rank_comes_from_torch_distributed_when_initialised(out):
             mock.patch.object(dist, "get_rank", return_value=1), \
             mock.patch.object(dist, "get_world_size", return_value=2):
         ds = stream(out, seed=5)
-        got = keys(ds)
+        with pytest.warns(UserWarning, match="took rank 1 of 2"):
+            got = keys(ds)
         copied = pickle.loads(pickle.dumps(ds))  # what a spawned worker receives
     assert got == keys(stream(out, seed=5, rank=1, world_size=2))
     assert (copied.rank, copied.world_size) == (1, 2) and keys(copied) == got

@@ -24,7 +24,12 @@ class ParquetFormat(InputFormat):
     def plan_file(self, fs, path: str, options: FormatOptions, row: int, shard: int) -> FilePlan:
         with fs.open_input_file(path) as f:
             pf = pq.ParquetFile(f)
-            return FilePlan(pf.metadata.num_rows, pf.schema_arrow)
+            md = pf.metadata
+            groups = [md.row_group(i).num_rows for i in range(md.num_row_groups)]
+            # a damaged footer can still parse: its total must be its row groups' sum
+            if md.num_rows < 0 or min(groups, default=0) < 0 or sum(groups) != md.num_rows:
+                raise ValueError("parquet footer row counts disagree")  # -> corrupt_parquet
+            return FilePlan(md.num_rows, pf.schema_arrow)
 
     def units(self, file_index: int, row: int, fp: FilePlan, shard: int) -> list[Unit]:
         return aligned(file_index, row, fp.rows, shard)

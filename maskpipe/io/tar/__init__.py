@@ -7,3 +7,5 @@ from __future__ import annotations
 
 BLOCK = 512                         # tar record size: headers and data padding
 EOF_MARKER = b"\0" * (2 * BLOCK)    # end of archive: two zero records
+MAX_NAME = 100                      # the USTAR name field: longer names would need a PAX record
+KEY_MEMBER = "__key__.txt"          # member holding the original key of a sample whose key was shortened

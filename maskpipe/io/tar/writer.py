@@ -12,6 +12,7 @@ and Arrow, byte for byte the same (tests/perf), with no Python object per sample
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -21,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from maskpipe.io.tar import BLOCK
+from maskpipe.io.tar import BLOCK, KEY_MEMBER, MAX_NAME
 
 
 def _template() -> bytes:
@@ -94,6 +95,71 @@ def escape_keys(keys: list[str]) -> list[str]:
     """:func:`escape_key` over a batch; a regex scan skips the keys that need nothing."""
     search = _NEEDS_ESCAPE.search
     return [escape_key(k) if search(k) else k for k in keys]
+
+
+LONG_KEY_MARK = "%~"           # never in an escaped key (there '%' always starts '%XX')
+_KEY_HASH_HEX = 32             # 128 bits of sha256 of the escaped key
+MAX_SUFFIX = MAX_NAME - 1 - len(LONG_KEY_MARK) - _KEY_HASH_HEX   # 65 bytes
+
+
+def short_key(escaped: str, budget: int) -> str:
+    """A key of at most ``budget`` bytes standing for an escaped key that is too long:
+    its leading bytes (cut between characters and escapes), ``%~`` and 32 hex digits of its
+    sha256. Injective in practice (128 bits) and never equal to an escaped key."""
+    digest = hashlib.sha256(escaped.encode("utf-8")).hexdigest()[:_KEY_HASH_HEX]
+    raw = escaped.encode("utf-8")
+    cut = max(0, budget - len(LONG_KEY_MARK) - _KEY_HASH_HEX)
+    while cut and (cut < len(raw) and (raw[cut] & 0xC0) == 0x80):   # inside a UTF-8 character
+        cut -= 1
+    for back in (1, 2):                                             # inside a %XX escape
+        if cut >= back and raw[cut - back:cut - back + 1] == b"%":
+            cut -= back
+            break
+    return raw[:cut].decode("utf-8") + LONG_KEY_MARK + digest
+
+
+def name_samples(keys: list[str], columns: list[tuple[str, "Payloads"]]) -> tuple[list[str], list]:
+    """Escaped member keys for a batch, every member name within the 100-byte USTAR field.
+
+    A sample whose ``<key>.<suffix>`` would exceed 100 bytes for one of the members it
+    writes gets :func:`short_key` instead, and its original key in a member of its own,
+    ``<short key>.__key__.txt`` (UTF-8). The decision depends on the sample alone. So no
+    reader needs PAX headers (wids and some tar tools do not read them).
+
+    Args:
+        keys: original (unescaped) sample keys.
+        columns: (member suffix, payloads) per field, as :func:`pack_batch` takes them.
+
+    Returns:
+        (escaped keys, columns plus the ``__key__.txt`` column when a sample needed it).
+
+    Raises:
+        InputError: a member suffix is over 65 bytes (no key would fit beside it).
+    """
+    from maskpipe.errors import InputError
+
+    escaped = escape_keys(keys)
+    n = len(escaped)
+    if not n:
+        return escaped, columns
+    longest = np.zeros(n, dtype=np.int64)
+    for suffix, p in columns:
+        width = len(suffix.encode("utf-8")) + 1
+        if width - 1 > MAX_SUFFIX and (p.valid is None or p.valid.any()):
+            raise InputError(f"a field's member suffix is {width - 1} bytes long; tar member names must fit "
+                             f"{MAX_NAME} bytes, so field names may be at most {MAX_SUFFIX} bytes with their "
+                             "extension: shorten or drop the column in the input")
+        np.maximum(longest, np.where(p.valid, width, 0) if p.valid is not None else width, out=longest)
+    klen = np.fromiter((len(k) if k.isascii() else len(k.encode("utf-8")) for k in escaped), dtype=np.int64, count=n)
+    too_long = np.flatnonzero(klen + longest > MAX_NAME)
+    if not len(too_long):
+        return escaped, columns
+    budget = MAX_NAME - np.maximum(longest, len(KEY_MEMBER) + 1)
+    originals: list[bytes | None] = [None] * n
+    for i in too_long.tolist():
+        originals[i] = keys[i].encode("utf-8")
+        escaped[i] = short_key(escaped[i], int(budget[i]))
+    return escaped, [*columns, (KEY_MEMBER, Payloads.from_list(originals))]
 
 
 def escape_field(field: str) -> str:

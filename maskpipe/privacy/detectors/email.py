@@ -33,16 +33,23 @@ def _ascii_core(cand: str) -> tuple[int, int, str] | None:
     while i < len(local) and local[i] in _LOCAL_PUNCT:
         i += 1
     local = local[i:]
+    # as in _core: the domain ends at its last letter or digit
+    j = len(domain)
+    while j and not (domain[j - 1].isalnum() or domain[j - 1] == "_"):
+        j -= 1
+    domain = domain[:j]
     if not local or local[-1] == "." or ".." in local or len(local) > 64 or len(domain) > 253:
         return None
     labels = domain.split(".")
+    if len(labels) < 2:
+        return None
     for label in labels:
-        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-" or "_" in label:
             return None
     tld = labels[-1]
     if not (len(tld) >= 2 and tld.isalpha() or tld[:4].lower() == "xn--" and len(tld) > 4):
         return None
-    return i, len(cand), cand[i:].lower()
+    return i, i + len(local) + 1 + len(domain), (local + "@" + domain).lower()
 
 
 @lru_cache(maxsize=1 << 14)
