@@ -38,13 +38,6 @@ def inspect(
         if color not in ("auto", "always", "never"):
             raise MaskpipeError("--color: use auto, always or never")
         out = open_output(output)
-        t = out.manifest.get("totals") or {}
-        lines = [f"{out.uri}: {t.get('shards', 0)} shards, {t.get('samples', 0)} samples, {t.get('bytes', 0):,} bytes, "
-                 f"maskpipe {out.manifest.get('maskpipe_version')}, seed {out.manifest.get('seed')}"]
-        for st in out.stats.get("steps", []):
-            lines.append(f"  [{st['index']}] {st['kind']} {st['field']}: realized {st['realized_ratio']} "
-                         f"(target {st['target_ratio']})")
-        typer.echo("\n".join(lines))
         chosen = find.first(out, n) if n else []
         for loc in at or []:
             chosen.append(find.at(out, loc))
@@ -54,16 +47,25 @@ def inspect(
                 raise MaskpipeError(f"--key: no sample of {out.uri} has that key (keys as in the input, before "
                                     "escaping; audit locators work with --at)")
             chosen.append(s)
+        t = out.manifest.get("totals") or {}
+        lines = [f"{out.uri}: {t.get('shards', 0)} shards, {t.get('samples', 0)} samples, {t.get('bytes', 0):,} bytes, "
+                 f"maskpipe {out.manifest.get('maskpipe_version')}, seed {out.manifest.get('seed')}"]
+        for st in out.stats.get("steps", []):
+            lines.append(f"  [{st['index']}] {st['kind']} {st['field']}: realized {st['realized_ratio']} "
+                         f"(target {st['target_ratio']})")
+        typer.echo("\n".join(lines))
         if not chosen:
             return
         cfg = None
         if pipeline:
             from maskpipe.config import load_config
 
-            cfg = load_config(pipeline, set_ or [])
+            # only the mask steps are read from the pipeline (privacy comes from stats.json), so
+            # looking needs no pseudonym key
+            cfg = load_config(pipeline, (set_ or []) + ["privacy=null"])
         ctx = context_of(cfg, out.stats)
         use_color = color == "always" or (color == "auto" and sys.stdout.isatty())
-        typer.echo(render([render_sample(s, ctx) for s in chosen], color=use_color))
+        typer.echo(render([render_sample(s, ctx) for s in chosen], color=use_color), color=use_color)
     except MaskpipeError as e:
         fail(e, debug)
     except BrokenPipeError:  # `maskpipe inspect ... | head`: the reader has seen enough

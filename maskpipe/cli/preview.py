@@ -47,7 +47,8 @@ def preview(
 
         from maskpipe.visible.term import render
 
-        typer.echo(render(res.rendered(), color=sys.stdout.isatty()))
+        tty = sys.stdout.isatty()
+        typer.echo(render(res.rendered(), color=tty), color=tty)
     bad = sum(1 for s in res.samples if s.sample.bad is not None)
     typer.echo(f"preview of {res.cfg.name}: {len(res.samples)} sample(s)" + (f" ({bad} bad)" if bad else "")
                + f" in {res.seconds:.1f} s -> {', '.join(os.path.relpath(w) if not os.path.isabs(out) else w for w in written)}")

@@ -54,16 +54,18 @@ def render_sample(sample: Sample, ctx: Context) -> Rendered:
 
 
 def context_of(cfg=None, stats: dict | None = None) -> Context:
-    """The views' context from a pipeline config (preferred) or, without one, from stats.json
-    (its steps' kinds and fields, its privacy section's columns)."""
+    """The views' context: mask steps from the pipeline config when given (tokenizers, patch
+    sizes, column names), else from stats.json (kinds and fields); privacy columns from the
+    config's ``privacy`` section when it has one, else from stats.json's."""
+    stats = stats or {}
     if cfg is not None:
         steps = [StepRef(i, m.kind, m.target().field, m) for i, m in enumerate(cfg.masks)]
-        scanned = tuple(cfg.privacy.scan.fields) if cfg.privacy is not None and cfg.privacy.scan else ()
-        rules = dict(cfg.privacy.fields) if cfg.privacy is not None else {}
-        return Context(steps, scanned, rules)
-    stats = stats or {}
-    steps = [StepRef(int(s.get("index", i)), str(s.get("kind")), str(s.get("field")))
-             for i, s in enumerate(stats.get("steps") or []) if isinstance(s, dict)]
+    else:
+        steps = [StepRef(int(s.get("index", i)), str(s.get("kind")), str(s.get("field")))
+                 for i, s in enumerate(stats.get("steps") or []) if isinstance(s, dict)]
+    if cfg is not None and cfg.privacy is not None:
+        scanned = tuple(cfg.privacy.scan.fields) if cfg.privacy.scan else ()
+        return Context(steps, scanned, dict(cfg.privacy.fields))
     priv = stats.get("privacy") or {}
     scanned = tuple((priv.get("scan") or {}).keys())
     rules = {c: next(iter(a), "") for c, a in (priv.get("fields") or {}).items() if isinstance(a, dict)}

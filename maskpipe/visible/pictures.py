@@ -97,8 +97,10 @@ def waveform(values: np.ndarray, mask: np.ndarray | None, width: int = 640, heig
     np.minimum.at(top, col, y)
     np.maximum.at(bot, col, y)
     if mask is not None and len(mask) == n:
+        m = np.asarray(mask).astype(bool)
         shaded = np.zeros(width, dtype=bool)
-        shaded[col[np.asarray(mask).astype(bool)]] = True
+        shaded[col[m]] = True                           # several samples per column: any masked
+        shaded |= m[np.arange(width) * n // width]      # several columns per sample: all of them
         img[:, shaded] = (250, 200, 200)
     # join neighbouring columns so a sparse signal reads as a line
     has = bot >= 0

@@ -3,7 +3,9 @@ the sentinel that stands for it.
 
 Sentinels: from the step's config (``sentinel_start_id``, or ``sentinel_tokens`` with a
 tokenizer) when the pipeline is known; otherwise the targets' first id is taken as the first
-sentinel (T5 targets start with ``<extra_id_0>``) and later ones count down from it.
+sentinel (T5 targets start with ``<extra_id_0>``) and later ones count down from it. Targets
+hold the sentinels in order, so a span's tokens are whatever follows its sentinel up to the
+next one expected.
 """
 from __future__ import annotations
 
@@ -51,16 +53,18 @@ class SpanView:
         inputs, targets = inputs.ravel().astype(np.int64), targets.ravel().astype(np.int64)
         vocab = Vocab(step.cfg)
         order = sentinel_ids(step.cfg, vocab, targets)
-        number = {s: k for k, s in enumerate(order)}
-        # spans of the targets: sentinel, then its tokens up to the next sentinel
+        # spans of the targets: sentinels come in order (<0>, <1>, ...), each followed by its tokens
+        number: dict[int, int] = {}
         spans: dict[int, list[int]] = {}
         cur = None
         for t in targets:
-            if int(t) in number:
-                cur = int(t)
+            t = int(t)
+            if len(number) < len(order) and t == order[len(number)]:
+                number[t] = len(number)
+                cur = t
                 spans[cur] = []
             elif cur is not None:
-                spans[cur].append(int(t))
+                spans[cur].append(t)
         items: list[tuple[str, str]] = []     # (token text, style), in the original order
         n_tokens = n_noise = 0
         for i in inputs:
