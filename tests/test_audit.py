@@ -184,3 +184,18 @@ def test_not_an_output_and_bad_canaries(tmp_path, clean):
     empty.write_text("\n\n")
     p = cli(clean, "--canaries", str(empty))
     assert p.returncode == 2 and "holds no canary" in p.stderr
+
+
+@pytest.mark.parametrize("few", [48, 0])      # item-by-item search, and the batched RE2 path
+def test_canaries_found_by_both_search_paths(clean, tmp_path, monkeypatch, few):
+    from maskpipe.audit import scan
+
+    monkeypatch.setattr(scan, "FEW_FORMS", few)
+    out = copy(clean, tmp_path)
+    replace_in_member(os.path.join(out, "tickets-000001.tar"), "subject.txt", 4, b"Router issue #", b"Jorg-\xc3\xb6-canary")
+    canaries = tmp_path / "c.txt"
+    canaries.write_text("Jorg-\u00f6-canary\nk0013\n", encoding="utf-8")   # the second one is a key
+    res = audit(out, canaries=str(canaries), pii=False, jobs=1)
+    got = sorted(f.line() for f in res.tally.findings["canary"])
+    assert got == ["tickets-000000.tar sample 12 key: canary 2 (x1)",         # row 13; row 7 is bad
+                   "tickets-000001.tar sample 4 member subject.txt: canary 1 (x1)"]

@@ -88,7 +88,7 @@ def scan_files(store, files: list[tuple[str, int]], shard_paths: set[str], opts:
                     line_no += 1
                     scanner.raw(rel, f"line {line_no}", line)
                     if text and opts.pii:
-                        scanner.text(rel, f"line {line_no}", rel, line.decode("utf-8", "replace"))
+                        scanner.text(rel, f"line {line_no}", rel, line)
                 if not chunk:
                     break
     scanner.flush()

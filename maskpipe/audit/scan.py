@@ -4,8 +4,9 @@
   point (``PrivacyConfig`` + ``PrivacyStep.apply``: the same code a run uses). Placeholders and
   pseudonyms (:data:`maskpipe.placeholders.PLACEHOLDER`) are blanked first: they are what
   privacy wrote, not PII.
-* Canaries: one RE2 alternation over a batch (``pyarrow.compute.match_substring_regex`` on
-  binary), then exact counts on the few items that matched. Each canary is also looked for as
+* Canaries: a few are looked for item by item (``bytes`` search, C speed); many go through one
+  RE2 alternation over a batch (``pyarrow.compute.match_substring_regex`` on binary); exact
+  counts are taken only on the items that matched. Each canary is also looked for as
   written in JSON (escaped) and as a sample key (percent-escaped).
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from maskpipe.placeholders import PLACEHOLDER
 
 BATCH_ITEMS = 4096
 BATCH_BYTES = 8 << 20
+FEW_FORMS = 48      # up to this many canary byte strings: checked item by item, else batched through RE2
 TEXT_EXT = {"txt", "json", "jsonl", "csv", "tsv", "md", "html", "htm", "xml", "yaml", "yml", "cls", "text", "log"}
 
 
@@ -92,6 +94,7 @@ class Scanner:
         self.canaries = canaries
         forms = [f for c in canaries for f in c.forms]
         self._search = bool(canaries)
+        self._few = len(forms) <= FEW_FORMS
         # RE2 prefilter over UTF-8 patterns; a canary that is not valid UTF-8 checks every item
         self._pattern = "|".join(re.escape(f.decode("utf-8")) for f in forms) if forms and all(_utf8(f) for f in forms) else None
         self._step = None
@@ -100,12 +103,13 @@ class Scanner:
 
             self._step = PrivacyStep(PrivacyConfig.model_validate({"scan": {"fields": ["t"]}}))
             self._entities = [n.split(".", 2)[2] for n in self._step.counter_names]
-        self._text: list[tuple[str, str, str | None, str]] = []     # file, where, field, text
+        self._text: list[tuple[str, str, str | None, bytes]] = []   # file, where, field, UTF-8 text
         self._text_bytes = 0
         self._raw: list[tuple[str, str, bytes]] = []                # file, where, bytes
         self._raw_bytes = 0
 
-    def text(self, file: str, where: str, field: str | None, data: str) -> None:
+    def text(self, file: str, where: str, field: str | None, data: bytes) -> None:
+        """Queue UTF-8 text (undecodable bytes are replaced when scanned)."""
         if self._step is None:
             return
         self._text.append((file, where, field, data))
@@ -115,6 +119,11 @@ class Scanner:
 
     def raw(self, file: str, where: str, data: bytes) -> None:
         if not self._search or not data:
+            return
+        if self._few:   # a few strings: bytes.__contains__ per item beats building a batch
+            for c in self.canaries:
+                if any(f in data for f in c.forms):
+                    self._count(file, where, data, c)
             return
         self._raw.append((file, where, data))
         self._raw_bytes += len(data)
@@ -129,7 +138,11 @@ class Scanner:
 
     def _scan_text(self) -> None:
         items, self._text, self._text_bytes = self._text, [], 0
-        arr = pa.array([t for *_, t in items], pa.large_string())
+        arr = pa.array([t for *_, t in items], pa.large_binary())
+        try:
+            arr = arr.cast(pa.large_string())          # validates UTF-8 in one pass
+        except pa.ArrowInvalid:
+            arr = pa.array([t.decode("utf-8", "replace") for *_, t in items], pa.large_string())
         arr = pc.replace_substring_regex(arr, PLACEHOLDER, " ")
         _, counts = self._step.apply(pa.table({"t": arr}))
         matrix = np.stack([np.asarray(counts[f"scan.t.{e}"]) for e in self._entities])
@@ -149,9 +162,12 @@ class Scanner:
         for j in hit:
             file, where, data = items[j]
             for c in self.canaries:
-                n = sum(data.count(f) for f in c.forms)
-                if n:
-                    self.tally.found(Finding("canary", file, where, f"canary {c.number} (x{n})", canary=c.number, count=n))
+                self._count(file, where, data, c)
+
+    def _count(self, file: str, where: str, data: bytes, c: Canary) -> None:
+        n = sum(data.count(f) for f in c.forms)
+        if n:
+            self.tally.found(Finding("canary", file, where, f"canary {c.number} (x{n})", canary=c.number, count=n))
 
 
 @dataclass

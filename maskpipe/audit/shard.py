@@ -17,7 +17,8 @@ CHUNK = 1 << 20
 
 
 class HashingReader:
-    """A buffered binary reader that hashes and counts every byte it hands out."""
+    """A buffered binary reader that hashes and counts every byte it reads from ``f`` (whole
+    chunks, hashed once each: the tar reader asks for many small pieces)."""
 
     def __init__(self, f):
         self.f = f
@@ -26,23 +27,32 @@ class HashingReader:
         self._buf = b""
         self._at = 0
 
+    def _more(self, want: int) -> bytes:
+        data = self.f.read(max(CHUNK, want))
+        if data:
+            self.sha.update(data)
+            self.n += len(data)
+        return data or b""
+
     def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            out = self._buf[self._at:] + self.f.read()
-            self._buf, self._at = b"", 0
-        else:
-            if len(self._buf) - self._at < n:
-                rest = self._buf[self._at:]
-                more = self.f.read(max(CHUNK, n - len(rest)))
-                self._buf, self._at = rest + (more or b""), 0
-            out = self._buf[self._at:self._at + n]
-            self._at += len(out)
-        self.sha.update(out)
-        self.n += len(out)
+        have = len(self._buf) - self._at
+        if n is None or n < 0 or have < n:
+            rest = self._buf[self._at:]
+            self._buf, self._at = rest + self._more(CHUNK if n is None or n < 0 else n - have), 0
+            if n is None or n < 0:
+                while True:
+                    more = self._more(CHUNK)
+                    if not more:
+                        break
+                    self._buf += more
+                n = len(self._buf)
+        out = self._buf[self._at:self._at + n]
+        self._at += len(out)
         return out
 
     def drain(self) -> None:
-        while self.read(CHUNK):
+        self._buf, self._at = b"", 0
+        while self._more(CHUNK):
             pass
 
 
@@ -95,13 +105,13 @@ def audit_shard(task: ShardTask) -> Tally:
                     where_key = f"sample {samples - 1} key"
                     scanner.raw(name, where_key, k.encode("utf-8", "surrogateescape"))
                     if opts.pii and (opts.fields is None or "(key)" in opts.fields):
-                        scanner.text(name, where_key, "(key)", unquote(k, errors="replace"))
+                        scanner.text(name, where_key, "(key)", unquote(k, errors="replace").encode("utf-8", "replace"))
                 data = reader.read()
                 where = f"sample {samples - 1} member {suffix}"
                 scanner.raw(name, where, data)
                 if opts.pii and opts.scans_field(suffix):
                     tally.text_members += 1
-                    scanner.text(name, where, suffix, data.decode("utf-8", "replace"))
+                    scanner.text(name, where, suffix, data)
         except TarFormatError as e:
             problem(f"not a well-formed tar: {e.problem} (header {e.member})")
         f.drain()
