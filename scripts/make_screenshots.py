@@ -47,8 +47,12 @@ def main() -> None:
         out = os.path.join(tmp, "demo-out")
         maskpipe.run(demo, overrides=[f"output.path={out}"])
         screenshot(write_report(out), os.path.join(IMG, "report.png"), 1280, 2300)
+    from PIL import Image
+
     for name in ("preview.png", "preview-grid.png", "preview-images.png", "report.png"):
-        print(os.path.join("docs", "img", name), os.path.getsize(os.path.join(IMG, name)))
+        path = os.path.join(IMG, name)
+        Image.open(path).convert("RGB").quantize(256).save(path, optimize=True)   # smaller files for git
+        print(os.path.join("docs", "img", name), os.path.getsize(path))
 
 
 if __name__ == "__main__":
