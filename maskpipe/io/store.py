@@ -25,6 +25,9 @@ from maskpipe.errors import LockedError, OutputError
 from maskpipe.io.fs import filesystem, is_s3
 
 META = ".maskpipe"
+# what a finished run publishes beside its shards (manifest.json last); `maskpipe report` may add
+# report.html. resume.clear removes these, audit accepts them.
+PUBLISHED = ("manifest.json", "stats.json", "quarantine.jsonl", "wids.json")
 TMP_SUFFIX = ".partial"
 
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow.fs as pafs
 
-from maskpipe.io.store import META, OutputStore
+from maskpipe.io.store import META, PUBLISHED, OutputStore
 from maskpipe.sink import SinkSpec, keys_rel, record_rel
 
 HASH_THREADS = min(8, (os.cpu_count() or 1) + 2)   # I/O-bound on S3, hashlib is GIL-free above 2 KiB
@@ -99,7 +99,7 @@ def clear(store: OutputStore, name: str, manifest: dict | None, state: dict | No
     pattern = re.compile(r"^(%s)-\d{6}\.tar$" % "|".join(re.escape(n) for n in sorted(names)))
     store.delete("manifest.json")  # first: from here on the output is not "finished"
     for n in store.list():
-        if n in ("stats.json", "quarantine.jsonl", "wids.json") or n in listed or pattern.match(n):
+        if n in PUBLISHED or n in listed or pattern.match(n):
             store.delete(n)
     for sub in ("shards", "parts", "tmp"):
         store.delete_dir(f"{META}/{sub}")
