@@ -131,15 +131,19 @@ class LongLines(ReadOnlyStream):
     Args:
         f: a binary file object.
         limit: the longest line passed on (bytes, newline excluded).
-        marker: what stands for a dropped line (its newline is kept).
+        marker: what stands for a dropped line (its newline is kept), or a function of the
+            stream's first line (``b""`` when that line itself is dropped) that returns it:
+            asked once, when a line is first dropped.
     """
 
     CHUNK = 1 << 20
 
-    def __init__(self, f, limit: int, marker: bytes):
+    def __init__(self, f, limit: int, marker):
         self._f = f
         self._limit = limit
-        self._marker = marker
+        self._make_marker = marker if callable(marker) else None
+        self._marker = None if callable(marker) else marker
+        self._first: bytes | None = None     # the stream's first line, while the marker is unknown
         self._line: list[bytes] = []   # the current line so far (not yet passed on)
         self._held = 0
         self._dropping = False         # inside a line over the limit
@@ -154,15 +158,27 @@ class LongLines(ReadOnlyStream):
             return b""
         head, rest = data[:nl], data[nl:]       # rest starts with the newline ending that line
         self._hold(head)
-        out.append(self._marker if self._dropping else b"".join(self._line))
+        out.append(self._dropped() if self._dropping else self._line_done(b"".join(self._line)))
         self._line, self._held, self._dropping = [], 0, False
         last = rest.rfind(b"\n")
         whole = rest[:last + 1]                 # "\n" + complete lines, each ending in "\n"
         if last > self._limit:                  # some may be over the limit (a limit under a chunk)
-            whole = b"\n".join(self._marker if len(ln) > self._limit else ln for ln in whole.split(b"\n"))
+            whole = b"\n".join(self._dropped() if len(ln) > self._limit else ln for ln in whole.split(b"\n"))
         out.append(whole)
         self._hold(rest[last + 1:])
         return b"".join(out)
+
+    def _line_done(self, line: bytes) -> bytes:
+        if self._first is None:
+            self._first = line
+        return line
+
+    def _dropped(self) -> bytes:
+        if self._first is None:
+            self._first = b""            # the first line itself is the one dropped
+        if self._marker is None:
+            self._marker = self._make_marker(self._first)
+        return self._marker
 
     def _hold(self, part: bytes) -> None:
         if self._dropping or not part:
@@ -174,16 +190,20 @@ class LongLines(ReadOnlyStream):
             self._line.append(part)
 
     def read(self, n: int = -1) -> bytes:
-        while not self._eof and (n < 0 or len(self._out) < n):
-            data = self._f.read(self.CHUNK)
+        parts, have = [self._out], len(self._out)
+        while not self._eof and (n < 0 or have < n):
+            data = self._f.read(self.CHUNK)   # a chunk under the limit: its inner lines are too
             if not data:
                 self._eof = True
-                self._out += self._marker if self._dropping else b"".join(self._line)
+                parts.append(self._dropped() if self._dropping else self._line_done(b"".join(self._line)))
                 self._line = []
                 break
-            self._out += self._feed(data)
-        if n < 0:
-            data, self._out = self._out, b""
-        else:
-            data, self._out = self._out[:n], self._out[n:]
-        return data
+            out = self._feed(data)
+            parts.append(out)
+            have += len(out)
+        data = b"".join(parts)
+        if n < 0 or len(data) <= n:
+            self._out = b""
+            return data
+        self._out = data[n:]
+        return data[:n]

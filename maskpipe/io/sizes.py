@@ -20,8 +20,9 @@ def _list_sums(child: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 def value_bytes(arr: pa.Array) -> np.ndarray:
     """Bytes of each value of ``arr`` (0 for nulls of variable-width types)."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
+    if isinstance(arr, pa.ChunkedArray):   # chunk by chunk: combining would copy every value
+        parts = [value_bytes(c) for c in arr.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     t = arr.type
     n = len(arr)
     if pa.types.is_dictionary(t):
@@ -31,9 +32,19 @@ def value_bytes(arr: pa.Array) -> np.ndarray:
         ok = ~np.asarray(arr.is_null())
         out[ok] = sizes[idx[ok].astype(np.int64)]
         return out
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
-            or pa.types.is_large_binary(t) or pa.types.is_string_view(t) or pa.types.is_binary_view(t):
-        return pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+        ot = np.dtype(np.int64 if large else np.int32)
+        buf = arr.buffers()[1]
+        if buf is None:
+            return np.zeros(n, dtype=np.int64)
+        offsets = np.frombuffer(buf, dtype=ot, count=n + 1, offset=arr.offset * ot.itemsize)
+        out = np.diff(offsets).astype(np.int64)
+        if arr.null_count:
+            out[np.asarray(arr.is_null())] = 0
+        return out
+    if pa.types.is_string_view(t) or pa.types.is_binary_view(t):
+        return np.asarray(pc.binary_length(arr).fill_null(0), dtype=np.int64)
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t):
         offsets = arr.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
         a, b = int(offsets[0]), int(offsets[-1])
