@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from maskpipe.errors import ConfigError
+from maskpipe.configyaml import MAX_CONFIG_BYTES, _parse_yaml, _too_big, parse_yaml, show_key
+from maskpipe.errors import ConfigError, os_reason
 from maskpipe.io.compression import COMPRESSED
 from maskpipe.io.formats import FORMATS as _FORMAT_REGISTRY
 from maskpipe.maskers import MASKERS
@@ -186,88 +187,11 @@ def _folder_digest(path: str) -> str:
 # ----------------------------------------------------------------------------------- YAML
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
-
-    duplicates: list[str]
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if key in seen:
-            loader.duplicates.append(
-                f"{line}: duplicate key '{key}' (first at line {seen[key]}); "
-                "YAML would silently keep only the last one, remove one of them"
-            )
-        else:
-            seen[key] = line
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _line_index(text: str) -> dict[tuple, int]:
-    """Map each YAML path (tuple of keys / indexes) to its 1-based line number."""
-    lines: dict[tuple, int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(node: Any, path: tuple) -> None:
-        if node is None:
-            return
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                p = path + (k.value,)
-                lines[p] = k.start_mark.line + 1
-                walk(v, p)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, path + (i,))
-
-    walk(root, ())
-    return lines
-
-
-def parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int]]:
-    """Parse pipeline YAML text safely; returns the data and a path -> line index."""
-    data, lines, duplicates = _parse_yaml(text, source)
-    if duplicates:
-        raise ConfigError(duplicates)
-    return data, lines
-
-
-def _parse_yaml(text: str, source: str) -> tuple[dict, dict[tuple, int], list[str]]:
-    """Like :func:`parse_yaml`, but returns duplicate-key problems instead of raising them, so
-    they are reported together with everything else that is wrong."""
-    loader = _UniqueKeyLoader(text)
-    loader.duplicates = []
-    try:
-        data = loader.get_single_data()
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        problem = getattr(e, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{where}: {problem}; fix the YAML syntax") from None
-    finally:
-        loader.dispose()
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping of keys (name, seed, input, ...)")
-    return data, _line_index(text), [f"{source}:{d}" for d in loader.duplicates]
-
-
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """Apply ``dotted.key=value`` overrides in place; values are parsed as YAML scalars.
 
-    A numeric part indexes a list (``masks.0.ratio=0.2``).
+    A numeric part indexes an existing list item (``masks.0.ratio=0.2``); missing mappings are
+    created, list items never are (a problem names the ``--set`` part that does not exist).
     """
     problems = []
     for item in overrides:
@@ -276,8 +200,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             continue
         dotted, raw = item.split("=", 1)
         parts = [p for p in dotted.strip().split(".")]
+        shown = show_key(dotted.strip())
         if not all(parts):
-            problems.append(f"--set {dotted}: empty key part; use e.g. output.path=out/x")
+            problems.append(f"--set {shown}: empty key part; use e.g. output.path=out/x")
             continue
         try:
             value = yaml.safe_load(raw) if raw.strip() else None
@@ -288,11 +213,21 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         for i, part in enumerate(parts[:-1]):
             nxt = _child(node, part)
             if nxt is _MISSING:
+                here = show_key(".".join(parts[:i + 1]))
+                if isinstance(node, list):
+                    problems.append(f"--set {here}: {_no_item(parts[:i], part, node)}")
+                    ok = False
+                    break
+                if isinstance(node, dict) and parts[i + 1].isdigit():
+                    problems.append(f"--set {show_key('.'.join(parts[:i + 2]))}: '{here}' is not a list in the "
+                                    "config; add the list to the YAML (--set cannot create list items)")
+                    ok = False
+                    break
                 if isinstance(node, dict):
                     node[part] = {}
                     nxt = node[part]
                 else:
-                    problems.append(f"--set {dotted}: '{'.'.join(parts[:i + 1])}' does not exist")
+                    problems.append(f"--set {shown}: '{here}' does not exist")
                     ok = False
                     break
             node = nxt
@@ -301,16 +236,24 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         last = parts[-1]
         if isinstance(node, list):
             if not last.isdigit() or int(last) >= len(node):
-                problems.append(f"--set {dotted}: no list item {last}")
+                problems.append(f"--set {shown}: {_no_item(parts[:-1], last, node)}")
                 continue
             node[int(last)] = value
         elif isinstance(node, dict):
             node[last] = value
         else:
-            problems.append(f"--set {dotted}: parent is not a mapping")
+            problems.append(f"--set {shown}: parent is not a mapping")
     if problems:
         raise ConfigError(problems)
     return data
+
+
+def _no_item(parent: list[str], part: str, items: list) -> str:
+    name = show_key(".".join(parent)) or "the list"
+    if not part.isdigit():
+        return f"{name} is a list; index it with a number (0 to {len(items) - 1})" if items else f"{name} is an empty list"
+    have = f"items 0 to {len(items) - 1}" if items else "no items"
+    return f"no list item {part} ({name} has {have}); --set cannot add list items, add them to the YAML"
 
 
 _MISSING = object()
@@ -338,7 +281,7 @@ def _format_errors(err: ValidationError, data: dict, source: str, lines: dict[tu
             clean.append(part)
             node = node.get(part) if isinstance(node, dict) else (
                 node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
-        path = ".".join(str(p) for p in clean)
+        path = ".".join(show_key(p) for p in clean)
         where = _where(clean, source, lines, overridden)
         etype = e["type"]
         if etype == "extra_forbidden":
@@ -369,7 +312,12 @@ def _where(path: list, source: str, lines: dict[tuple, int], overridden: frozens
     for n in range(len(path), 0, -1):
         dotted = ".".join(str(p) for p in path[:n])
         if dotted in overridden:
-            return f"--set {dotted}"
+            return f"--set {show_key(dotted)}"
+    if tuple(path) not in lines:  # not in the YAML: made by an override below it (``seed.x=1``)
+        dotted = ".".join(str(p) for p in path)
+        below = sorted(o for o in overridden if o.startswith(dotted + ".")) if path else []
+        if below:
+            return f"--set {show_key(below[0])}"
     for n in range(len(path), -1, -1):
         line = lines.get(tuple(path[:n]))
         if line:
@@ -449,13 +397,18 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None,
     source = str(path)
     if text is None:
         try:
+            size = path.stat().st_size
+            if size > MAX_CONFIG_BYTES:
+                raise _too_big(size, source)
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{source}: file not found; pass the path to a pipeline YAML") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{source}: not UTF-8 text; save the pipeline YAML as UTF-8") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{source}: is a folder; pass the path to a pipeline YAML") from None
         except OSError as e:
-            raise ConfigError(f"{source}: cannot read ({e.strerror})") from None
+            raise ConfigError(f"{source}: cannot read ({os_reason(e)}); check the path and its permissions") from None
     data, lines, problems = _parse_yaml(text, source)
     overrides = list(overrides or [])
     try:

@@ -6,6 +6,8 @@ replaced by a reason code before they reach a user.
 """
 from __future__ import annotations
 
+import errno
+
 
 class MaskpipeError(Exception):
     """Base class: a failure explained in one line. ``exit_code`` is what the CLI returns."""
@@ -52,3 +54,48 @@ class LockedError(OutputError):
     """Another run holds the output folder's lock."""
 
     exit_code = 6
+
+
+_OS_REASONS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.ENOENT: "no such file or folder",
+    errno.EISDIR: "is a folder",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EIO: "input/output error (a failing disk or network storage)",
+    errno.EMFILE: "too many open files",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def os_reason(e: BaseException) -> str:
+    """What an operating-system error means, in a few words that hold no data (never its
+    message: a library may have put a value into it)."""
+    code = getattr(e, "errno", None)
+    if code in _OS_REASONS:
+        return _OS_REASONS[code]
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, FileNotFoundError):
+        return "no such file or folder"
+    if code:
+        return (errno.errorcode.get(code) or f"errno {code}").lower()
+    return type(e).__name__
+
+
+def os_hint(e: BaseException, output: bool = True) -> str:
+    """How to fix an operating-system error, by what it means (``output``: it happened while
+    writing the output, else while reading input or resources)."""
+    code = getattr(e, "errno", None)
+    denied = isinstance(e, PermissionError) or code in (errno.EACCES, errno.EPERM)
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return ("free space there (for s3:// outputs: in the workers' temp folder) or choose another output.path, "
+                "then rerun: finished shards are kept")
+    if output and (code == errno.EROFS or denied):
+        return "give this user (and the Ray workers) write access, or choose another output.path"
+    if denied:
+        return "give this user (and the Ray workers) read access to the files the pipeline names"
+    return "check the path and the storage, then rerun"

@@ -17,9 +17,12 @@ from maskpipe import rng
 from maskpipe.config import PipelineConfig
 from maskpipe.errors import BadRecordsError, InputError
 from maskpipe.fields import member_columns
-from maskpipe.io.formats import locator_word
-from maskpipe.io.internal import INTERNAL
-from maskpipe.io.tar.writer import column_payloads, field_suffix, name_samples, pack_batch
+from maskpipe.io.formats import FORMATS, locator_word
+from maskpipe.io.internal import user_columns
+from maskpipe.io.schema import column_label, key_type_problem, missing_key
+from maskpipe.io.utf8 import utf8_column
+from maskpipe.io.tar.writer import column_payloads, field_suffix, first_clash, member_ext, member_suffix, \
+    name_samples, pack_batch
 from maskpipe.maskers import MASKERS
 from maskpipe.stats import CounterSchema, privacy_counter, row_column
 
@@ -66,7 +69,7 @@ class Processor:
         reasons: list[str | None] = bad_reason.to_pylist()
         good_idx = np.flatnonzero(good_mask)
         good = batch.take(pa.array(good_idx, pa.int64())) if len(good_idx) != n else batch
-        user = good.drop_columns([c for c in INTERNAL if c in good.column_names])
+        user = user_columns(good)
         counters: dict[str, np.ndarray] = {c: np.zeros(n, dtype=np.int64) for c in self.schema.row_counters()}
         if not len(good_idx):  # only tombstones: they may lack the user's columns altogether
             return self._output(batch, reasons, [b""] * n, np.zeros(n, dtype=np.uint64), counters,
@@ -77,10 +80,11 @@ class Processor:
             for name in self.schema.privacy:
                 counters[privacy_counter(name)][good_idx] = np.asarray(pcounts.get(name, 0), dtype=np.int64)
 
-        keys = self._keys(user, good)
+        keys, key_ok = self._keys(user, good)
         # rows whose key is unusable become bad before masks see them
-        alive = np.array([k is not None and k != "" for k in keys], dtype=bool)
-        self._mark(reasons, good_idx, alive, good, "null_key")
+        self._mark(reasons, good_idx, key_ok, good, "invalid_key")
+        alive = np.array([k is not None and k != "" for k in keys], dtype=bool) & key_ok
+        self._mark(reasons, good_idx, alive | ~key_ok, good, "null_key")
         if not alive.all():
             user, keys, good_idx, good = self._keep(user, keys, good_idx, good, alive)
         if self.cfg.input.key and self.cfg.input.key in user.column_names:
@@ -107,8 +111,11 @@ class Processor:
                 for what in step.counts:
                     counters[step.counter(what)][good_idx] = counts[what]
 
-        cols = [(field_suffix(name, user.column(name).type), column_payloads(user.column(name)))
-                for name in user.column_names if not name.startswith("__")]
+        suffixes = [field_suffix(name, user.column(name).type) for name in user.column_names]
+        clash = first_clash(zip(user.column_names, suffixes))
+        if clash:
+            raise InputError(clash_message(*clash, user.column_names))
+        cols = [(suf, column_payloads(user.column(name))) for name, suf in zip(user.column_names, suffixes)]
         names, cols = name_samples(keys, cols)
         tar = _spread(pack_batch(names, cols), good_idx, n)
         khash = np.zeros(n, dtype=np.uint64)
@@ -145,20 +152,73 @@ class Processor:
         take = pa.array(np.flatnonzero(alive), pa.int64())
         return (user.take(take), [k for k, a in zip(keys, alive) if a], good_idx[alive], good.take(take))
 
-    def _keys(self, user: pa.Table, good: pa.Table) -> list:
+    def _keys(self, user: pa.Table, good: pa.Table) -> tuple[list, np.ndarray]:
+        """Each row's key, and which rows have a usable one (binary keys must be UTF-8)."""
         key = self.cfg.input.key
+        ok = np.ones(user.num_rows, dtype=bool)
         if not key:
-            return good.column("__key").to_pylist()
+            return good.column("__key").to_pylist(), ok
         if key not in user.column_names:
             if self.cfg.privacy is not None and key in getattr(self.cfg.privacy, "fields", {}):
                 raise InputError(f"input.key: privacy removes the key column '{key}'; "
                                  "pseudonymize it instead of drop/redact, or choose another key column")
-            cols = ", ".join(c for c in user.column_names if not c.startswith("__"))
-            raise InputError(f"input.key: the input has no column '{key}'; set input.key to one of: {cols}")
+            raise InputError(missing_key(key, "the input", user.schema, FORMATS[self.fmt].lists_columns))
         col = user.column(key)
-        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        t = col.type
+        if pa.types.is_dictionary(t):
+            col, t = col.cast(t.value_type), t.value_type
+        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+            col, bad = utf8_column(col)
+            if bad is not None:
+                ok = ~bad
+        elif not (pa.types.is_string(t) or pa.types.is_large_string(t)):
+            problem = key_type_problem(key, "the input", t)
+            if problem:
+                raise InputError(problem)
             col = col.cast(pa.string())
-        return col.to_pylist()
+        return col.to_pylist(), ok
+
+
+def clash_message(a: str, b: str, suffix: str, names) -> str:
+    """Two columns that would become one tar member (names shown only when identifier-like)."""
+    if not b:
+        return (f"input: {column_label(a, names)} would be written as member '<key>.{suffix}', which maskpipe "
+                "reserves for the original key of samples whose key is shortened; rename that column in the input "
+                "or drop it with a privacy.fields rule")
+    la, lb = column_label(a, names), column_label(b, names)
+    shown = la.startswith("column '") and lb.startswith("column '")
+    member = f" member '<key>.{suffix}'" if shown else " one member"
+    return (f"input: {la} and {lb} would both be written as{member} of each sample (tar readers keep one or "
+            "refuse the shard); rename one of them in the input, or drop one with a privacy.fields rule")
+
+
+def check_members(cfg: PipelineConfig, schema: pa.Schema | None) -> None:
+    """Before any work: the columns the run will write (the input's, after privacy, without the
+    key column, plus what mask steps declare in ``outputs()``) become distinct tar members, and
+    no mask step overwrites a column of the input.
+
+    Raises:
+        InputError: naming both columns (or the step and the column).
+    """
+    cols: dict[str, str] = {}
+    names = [] if schema is None else list(schema.names)
+    rules = cfg.privacy.fields if cfg.privacy is not None else {}
+    for name, t in zip(names, [] if schema is None else schema.types):
+        if name == cfg.input.key or rules.get(name) == "drop":
+            continue
+        cols[name] = "txt" if rules.get(name) == "pseudonymize" else member_ext(t)
+    for i, m in enumerate(cfg.masks):
+        declared = m.outputs()
+        for name, ext in (declared or {}).items():
+            if name in cols:
+                label = column_label(name, names)
+                raise InputError(f"masks.{i}: the {m.kind} step writes {label}, which "
+                                 "the input already has (it would be overwritten); rename that column in the "
+                                 "input or drop it with a privacy.fields rule")
+            cols[name] = ext
+    clash = first_clash((n, member_suffix(n, e)) for n, e in cols.items())
+    if clash:
+        raise InputError(clash_message(*clash, names))
 
 
 def _spread(packed: pa.Array, good_idx: np.ndarray, n: int) -> pa.Array:

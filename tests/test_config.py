@@ -143,7 +143,8 @@ def test_duplicates_bad_overrides_and_schema_errors_reported_together(tmp_path):
     probs = problems(p, ["masks.9.ratio=0.1", "execution.batch_size=0"])
     assert len(probs) == 4
     assert probs[0].startswith(f"{p}:3: duplicate key 'seed' (first at line 2)")
-    assert probs[1] == "--set masks.9.ratio: 'masks.9' does not exist"
+    assert probs[1] == ("--set masks.9: no list item 9 (masks has items 0 to 1); --set cannot add list items, "
+                        "add them to the YAML")
     assert f"{p}:17: unknown key 'outptu'; did you mean 'output'?" in probs
     assert any(m.startswith("--set execution.batch_size: execution.batch_size: ") for m in probs)
 
@@ -235,7 +236,8 @@ def test_relative_yaml_paths_do_not_depend_on_cwd(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("override, expected", [
     ("seed", "--set 'seed': expected dotted.key=value, e.g. --set seed=7"),
-    ("masks.5.ratio=0.2", "--set masks.5.ratio: 'masks.5' does not exist"),
+    ("masks.5.ratio=0.2", "--set masks.5: no list item 5 (masks has items 0 to 1); --set cannot add list items, "
+                          "add them to the YAML"),
     ("seed.x=1", "--set seed.x: parent is not a mapping"),
     ("masks..ratio=1", "--set masks..ratio: empty key part; use e.g. output.path=out/x"),
     ("masks.0.ratoi=0.2", "--set masks.0.ratoi: unknown key 'masks.0.ratoi'; did you mean 'ratio'?"),

@@ -2,12 +2,39 @@
 from __future__ import annotations
 
 import json
+import signal
 from typing import List, Optional
 
 import typer
 
 from maskpipe.cli.common import SET_HELP, app, fail, setup_logging
 from maskpipe.errors import MaskpipeError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler stopping the job): unwinds like Ctrl-C, so the embedded Ray is shut
+    down and the lock released on the way out, instead of the process vanishing mid-call."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def _on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` while the run lasts (main thread only)."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:   # not the main thread (an embedding application): leave signals alone
+        return None
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        try:
+            signal.signal(signal.SIGTERM, previous)
+        except ValueError:
+            pass
+
 
 @app.command()
 def run(
@@ -23,13 +50,19 @@ def run(
 ) -> None:
     """Run a pipeline: read, privacy-mask, training-mask, write shards + manifest + stats."""
     setup_logging(debug, quiet)
+    previous = _on_sigterm()
     try:
         from maskpipe.config import load_config
         from maskpipe.engine import run as run_
 
         cfg = load_config(pipeline, set_ or [])
         res = run_(cfg, overwrite=overwrite, debug=debug, verify=verify)
-    except (MaskpipeError, KeyboardInterrupt) as e:
+    except (MaskpipeError, KeyboardInterrupt, SystemExit) as e:
+        if isinstance(e, SystemExit) and e.code != signal.SIGTERM:
+            raise
+        if isinstance(e, (Terminated, SystemExit)):  # ray.init puts its own SIGTERM handler: sys.exit(15)
+            typer.echo("error: terminated (SIGTERM); finished shards are kept and a rerun resumes", err=True)
+            raise typer.Exit(143)
         if isinstance(e, KeyboardInterrupt):
             typer.echo("error: interrupted; finished shards are kept and a rerun resumes", err=True)
             raise typer.Exit(130)
@@ -38,6 +71,8 @@ def run(
     except Exception as e:  # noqa: BLE001
         fail(e, debug)
         return
+    finally:
+        _restore_sigterm(previous)
     if json_out:
         typer.echo(json.dumps({"output": res.output, "shards": res.shards, "samples_in": res.samples_in,
                                "samples_out": res.samples_out, "bad": res.bad, "noop": res.noop,

@@ -7,7 +7,7 @@ import posixpath
 
 import pyarrow.fs as pafs
 
-from maskpipe.errors import InputError
+from maskpipe.errors import InputError, os_reason
 
 _GLOB = set("*?[")
 
@@ -82,5 +82,6 @@ def list_files(path: str, endpoint: str | None, suffixes: tuple[str, ...]) -> li
             files = [i.path for i in infos if i.type == pafs.FileType.File and i.path.lower().endswith(suffixes)
                      and not any(part.startswith((".", "_")) for part in i.path[len(p):].split("/") if part)]
     except OSError as e:
-        raise InputError(f"input.path: cannot list {path} ({type(e).__name__}); check the path and credentials") from None
+        raise InputError(f"input.path: cannot list {path} ({os_reason(e)}); check the path, its permissions "
+                         "and the credentials") from None
     return sorted(files)

@@ -5,6 +5,12 @@
 * ``__pos``  int64  locator inside the file (the format's ``locator_word``); -1 where unknown
 * ``__key``  string key when the input has no key column (tar ``__key__`` / ``<file>:<pos>``), else null
 * ``__bad``  string reason code when the record cannot be read, else null
+
+User columns share the table, so their names are kept out of that namespace reversibly: a user
+column whose name starts with ``__`` travels as ``__u:<name>`` (:func:`stored_name`), and
+:func:`user_columns` gives the user's table back under its own names. No user column can
+therefore be mistaken for an internal one, and none is ever dropped for its name (a user's
+``__meta`` or ``__row`` reaches the shards like any other column).
 """
 from __future__ import annotations
 
@@ -13,6 +19,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 INTERNAL = ("__row", "__file", "__pos", "__key", "__bad")
+USER_PREFIX = "__u:"        # prepended to user column names that start with "__"
+
+
+def stored_name(name: str) -> str:
+    """The name a user column travels under next to the internal columns (injective)."""
+    return USER_PREFIX + name if name.startswith("__") else name
+
+
+def user_name(stored: str) -> str:
+    """The inverse of :func:`stored_name`."""
+    return stored[len(USER_PREFIX):] if stored.startswith(USER_PREFIX) else stored
+
+
+def user_columns(table: pa.Table) -> pa.Table:
+    """The user's columns of a read table, under their own names (internal columns dropped)."""
+    names = [n for n in table.column_names if n not in INTERNAL]
+    t = table.select(names)
+    if any(n.startswith(USER_PREFIX) for n in names):
+        t = t.rename_columns([user_name(n) for n in names])
+    return t
 
 
 def internal_columns(rows: np.ndarray, file_index: int, pos: np.ndarray, keys=None, bad=None) -> dict[str, pa.Array]:
@@ -27,6 +53,9 @@ def internal_columns(rows: np.ndarray, file_index: int, pos: np.ndarray, keys=No
 
 
 def with_internal(table: pa.Table, cols: dict[str, pa.Array]) -> pa.Table:
+    """The user's ``table`` (its names moved out of the internal namespace) plus ``cols``."""
+    if any(n.startswith("__") for n in table.column_names):
+        table = table.rename_columns([stored_name(n) for n in table.column_names])
     for name, arr in cols.items():
         table = table.append_column(name, arr)
     return table

@@ -102,3 +102,108 @@ def scan(f, max_record: int, first_line: int = 1, offset: int = 0, nbytes: int |
         s, e, ln, _ = line_bounds(carry, len(carry))
         if len(s):
             yield Chunk(carry, pos - len(carry), s, e, ln + (line - 1))
+
+
+class ReadOnlyStream:
+    """Base of the read-only, forward-only file objects that wrap another stream here and in
+    :mod:`maskpipe.io.utf8` (what pyarrow and the readers ask of a file besides ``read``)."""
+
+    closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class LongLines(ReadOnlyStream):
+    """A read-only binary file object that passes a stream through with every physical line
+    longer than ``limit`` bytes replaced by ``marker`` (so a reader that must hold a whole record,
+    pyarrow's CSV reader, never sees it, and can report it by the marker).
+
+    Memory: one read chunk plus the current line, at most ``limit``: a line is held only until
+    its newline shows or it passes the limit, then dropped as it streams by.
+
+    Args:
+        f: a binary file object.
+        limit: the longest line passed on (bytes, newline excluded).
+        marker: what stands for a dropped line (its newline is kept), or a function of the
+            stream's first line (``b""`` when that line itself is dropped) that returns it:
+            asked once, when a line is first dropped.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self, f, limit: int, marker):
+        self._f = f
+        self._limit = limit
+        self._make_marker = marker if callable(marker) else None
+        self._marker = None if callable(marker) else marker
+        self._first: bytes | None = None     # the stream's first line, while the marker is unknown
+        self._line: list[bytes] = []   # the current line so far (not yet passed on)
+        self._held = 0
+        self._dropping = False         # inside a line over the limit
+        self._out = b""
+        self._eof = False
+
+    def _feed(self, data: bytes) -> bytes:
+        out = []
+        nl = data.find(b"\n")
+        if nl < 0:
+            self._hold(data)
+            return b""
+        head, rest = data[:nl], data[nl:]       # rest starts with the newline ending that line
+        self._hold(head)
+        out.append(self._dropped() if self._dropping else self._line_done(b"".join(self._line)))
+        self._line, self._held, self._dropping = [], 0, False
+        last = rest.rfind(b"\n")
+        whole = rest[:last + 1]                 # "\n" + complete lines, each ending in "\n"
+        if last > self._limit:                  # some may be over the limit (a limit under a chunk)
+            whole = b"\n".join(self._dropped() if len(ln) > self._limit else ln for ln in whole.split(b"\n"))
+        out.append(whole)
+        self._hold(rest[last + 1:])
+        return b"".join(out)
+
+    def _line_done(self, line: bytes) -> bytes:
+        if self._first is None:
+            self._first = line
+        return line
+
+    def _dropped(self) -> bytes:
+        if self._first is None:
+            self._first = b""            # the first line itself is the one dropped
+        if self._marker is None:
+            self._marker = self._make_marker(self._first)
+        return self._marker
+
+    def _hold(self, part: bytes) -> None:
+        if self._dropping or not part:
+            return
+        self._held += len(part)
+        if self._held > self._limit:
+            self._line, self._dropping = [], True
+        else:
+            self._line.append(part)
+
+    def read(self, n: int = -1) -> bytes:
+        parts, have = [self._out], len(self._out)
+        while not self._eof and (n < 0 or have < n):
+            data = self._f.read(self.CHUNK)   # a chunk under the limit: its inner lines are too
+            if not data:
+                self._eof = True
+                parts.append(self._dropped() if self._dropping else self._line_done(b"".join(self._line)))
+                self._line = []
+                break
+            out = self._feed(data)
+            parts.append(out)
+            have += len(out)
+        data = b"".join(parts)
+        if n < 0 or len(data) <= n:
+            self._out = b""
+            return data
+        self._out = data[n:]
+        return data[:n]

@@ -29,8 +29,8 @@ from maskpipe.io.formats import FORMATS, FilePlan, FormatOptions, InputFormat, U
 from maskpipe.io.formats.base import MAX_RECORD_BYTES
 from maskpipe.io.fs import display, filesystem, input_root, is_s3, list_files
 from maskpipe.io.read import FileRef, ReadSpec
-from maskpipe.io.reasons import reason_code
-from maskpipe.io.schema import missing_key
+from maskpipe.io.reasons import file_problem, reason_code
+from maskpipe.io.schema import key_type_problem, missing_key
 
 
 @dataclass
@@ -147,14 +147,16 @@ def plan_input(path: str, fmt: str, shard_samples: int, endpoint: str | None, on
         except Exception as e:  # library errors may echo data: keep only a reason code
             reason = reason_code(e, impl)
             if on_error == "fail":
-                raise InputError(f"{shown[i]}: cannot read as {fmt} ({reason}); fix or remove the file, "
-                                 "or set execution.on_error: skip") from None
+                raise InputError(file_problem(shown[i], fmt, reason)) from None
             errors.append((i, reason))
             fp = None
         n = fp.rows if fp is not None else 0
         if fp is not None and fp.schema is not None:
             if key and n and key not in fp.schema.names:
                 raise InputError(missing_key(key, shown[i], fp.schema, impl.lists_columns))
+            problem = key_type_problem(key, shown[i], fp.schema.types[fp.schema.names.index(key)]) if key and n else None
+            if problem:
+                raise InputError(problem)
             schemas.append((i, fp.schema))
         file_plans.append(fp)
         file_rows.append(n)

@@ -12,26 +12,57 @@ import pyarrow as pa
 
 from maskpipe.errors import InputError
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,63}")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+WITHHELD = "a column whose name is withheld (it is not an identifier)"
 
 
-def column_label(name: str) -> str:
+def plausible_name(name: str) -> bool:
+    """A name that reads like a column identifier (``text``, ``meta.source``, ``user_id``), not
+    like a value (no spaces, no ``@``, not starting with a digit, at most 64 characters)."""
+    return isinstance(name, str) and bool(_IDENT.fullmatch(name)) and "@" not in name
+
+
+def header_like(names) -> bool:
+    """Every name is a plausible identifier and they are distinct: what a real header looks
+    like. A headerless CSV's "names" are its first row (values), which rarely passes."""
+    names = list(names)
+    return all(plausible_name(n) for n in names) and len(set(names)) == len(names)
+
+
+def column_label(name: str, names=None) -> str:
     """A column name fit for a message: quoted when it looks like an identifier, withheld
-    otherwise."""
-    if _IDENT.fullmatch(name) and "@" not in name:
+    otherwise. With ``names`` (all the file's columns), withheld too when those do not look like
+    a header at all (see :func:`header_like`)."""
+    if plausible_name(name) and (names is None or header_like(names)):
         return f"column '{name}'"
-    return "a column whose name is withheld (it is not an identifier)"
+    return WITHHELD
 
 
 def missing_key(key: str, shown: str, schema: pa.Schema, list_columns: bool) -> str:
-    """The message for a file without the ``input.key`` column (lists identifier-like columns
-    when ``list_columns``)."""
+    """The message for a file without the ``input.key`` column. Lists the file's columns only
+    when ``list_columns`` and they look like a header (:func:`header_like`)."""
     msg = f"input.key: {shown} has no column '{key}'"
-    names = [n for n in schema.names if column_label(n).startswith("column '")]
-    if not list_columns or not names:
+    names = [n for n in schema.names if not n.startswith("__")]
+    if not list_columns or not names or not header_like(names):
         return msg + "; set input.key to the column that holds each record's unique id"
     listed = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
     return f"{msg}; set input.key to one of: {listed}"
+
+
+def key_type_problem(key: str, shown: str, t: pa.DataType) -> str | None:
+    """Why column ``key`` of type ``t`` cannot key records (None: it can). Keys are text: text
+    and binary columns (checked for UTF-8 per row, ``invalid_key``), numbers, booleans, dates,
+    times and decimals (written as their text); nested values are refused."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    nested = {"list": pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+              or pa.types.is_list_view(t) or pa.types.is_large_list_view(t),
+              "struct": pa.types.is_struct(t), "map": pa.types.is_map(t), "union": pa.types.is_union(t)}
+    kind = next((k for k, v in nested.items() if v), None)
+    if kind is None:
+        return None
+    return (f"input.key: column '{key}' in {shown} holds a {kind}, not one id per record; choose a text or "
+            "number column as input.key, or leave input.key unset to key records by file and position")
 
 
 def unify(schemas: list[tuple[int, pa.Schema]], shown: list[str], drift_to_text: bool = False,

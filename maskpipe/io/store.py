@@ -11,6 +11,7 @@ leaves it stuck (see the class docstring and docs/operations.md).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -21,7 +22,7 @@ import uuid
 
 import pyarrow.fs as pafs
 
-from maskpipe.errors import LockedError, OutputError
+from maskpipe.errors import LockedError, OutputError, os_hint, os_reason
 from maskpipe.io.fs import filesystem, is_s3
 
 META = ".maskpipe"
@@ -53,7 +54,19 @@ class OutputStore:
         self.fs, self.root = filesystem(path, endpoint)
         self.endpoint = endpoint
         if not self.s3 and create:
-            os.makedirs(os.path.join(self.root, META, "tmp"), exist_ok=True)
+            with self.writing(META):
+                os.makedirs(os.path.join(self.root, META, "tmp"), exist_ok=True)
+
+    @contextlib.contextmanager
+    def writing(self, rel: str):
+        """Operating-system errors while writing ``rel`` become one :class:`OutputError` line that
+        says what went wrong (permission denied, no space left, read-only file system ...)."""
+        try:
+            yield
+        except OutputError:
+            raise
+        except OSError as e:
+            raise OutputError(f"output.path: cannot write {self.uri}/{rel} ({os_reason(e)}); {os_hint(e)}") from None
 
     # -- paths
     def full(self, rel: str) -> str:
@@ -69,7 +82,10 @@ class OutputStore:
             base = os.path.join(tempfile.gettempdir(), "maskpipe-tmp")
         else:
             base = os.path.join(self.root, META, "tmp")
-        os.makedirs(base, exist_ok=True)
+        try:
+            os.makedirs(base, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"output.path: cannot create the temp folder {base} ({os_reason(e)}); {os_hint(e)}") from None
         return os.path.join(base, f".{hint}.{uuid.uuid4().hex}{TMP_SUFFIX}")
 
     def clean_tmp(self) -> int:
@@ -115,16 +131,22 @@ class OutputStore:
             return
         dst = self.full(rel)
         folder = os.path.dirname(dst)
-        os.makedirs(folder, exist_ok=True)
-        with open(local_tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(local_tmp, dst)
+        with self.writing(rel):
+            os.makedirs(folder, exist_ok=True)
+            with open(local_tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(local_tmp, dst)
         _fsync_dir(folder)
 
     def write_bytes(self, rel: str, data: bytes) -> None:
         tmp = self.local_tmp(os.path.basename(rel))
-        with open(tmp, "wb") as f:
-            f.write(data)
+        try:
+            with self.writing(rel), open(tmp, "wb") as f:
+                f.write(data)
+        except OutputError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         self.publish_file(tmp, rel)
 
     def write_json(self, rel: str, obj) -> None:
@@ -279,8 +301,9 @@ class RunLock:
         import fcntl
 
         path = self.store.full(self.REL)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        with self.store.writing(self.REL):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -289,8 +312,13 @@ class RunLock:
             raise LockedError(f"{self.store.uri}: {self._who(info)} is writing this output (lock {path}); "
                               "wait for it to finish or stop it; the lock frees itself when that process "
                               "ends") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(self._body()).encode(), 0)
+        try:
+            with self.store.writing(self.REL):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(self._body()).encode(), 0)
+        except OutputError:
+            os.close(fd)
+            raise
         self._fd = fd
 
     def _local_release(self) -> None:

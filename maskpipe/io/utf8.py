@@ -11,6 +11,8 @@ import codecs
 import numpy as np
 import pyarrow as pa
 
+from maskpipe.io.lines import ReadOnlyStream
+
 
 def valid_utf8(data: bytes) -> bool:
     try:
@@ -58,7 +60,7 @@ class NotUtf8(Exception):
     """Raised by :class:`Utf8Guard` at the first byte that is not UTF-8 (no position, no value)."""
 
 
-class Utf8Guard:
+class Utf8Guard(ReadOnlyStream):
     """A read-only file object that passes bytes through and raises :class:`NotUtf8` as soon as
     what was read so far is not valid UTF-8, before the consumer sees those bytes.
 
@@ -69,7 +71,6 @@ class Utf8Guard:
     def __init__(self, f):
         self._f = f
         self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self.closed = False
 
     def read(self, n: int = -1) -> bytes:
         data = self._f.read(n)
@@ -78,12 +79,3 @@ class Utf8Guard:
         except UnicodeDecodeError:
             raise NotUtf8() from None
         return data
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True

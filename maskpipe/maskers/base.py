@@ -43,6 +43,16 @@ class MaskerConfig(BaseModel):
         """The step's field and target ratio for stats; every kind defines it."""
         raise NotImplementedError(f"{type(self).__name__} must define target()")
 
+    def outputs(self) -> dict[str, str] | None:
+        """The columns this step adds to each sample, with the extension of the member each
+        becomes (``"npy"`` for numeric arrays, ``"json"``, ``"txt"``, or ``""`` for bytes), e.g.
+        ``{"text.input_ids": "npy", "text.labels": "npy"}`` for ``mlm`` on ``text``. Columns it
+        rewrites in place (its own field) are not listed. The run checks them against the
+        input's columns before any work, so a step never overwrites a user's column and no two
+        columns become one tar member. ``None`` (the default): not declared; then only the
+        member names are checked, while processing (no overwritten-column check)."""
+        return None
+
 
 @dataclass
 class MaskResult:

@@ -17,6 +17,7 @@ from maskpipe.config import PipelineConfig, infer_format
 from maskpipe.errors import InputError, OutputError
 from maskpipe.io.plan import Plan, Unit, input_fingerprint, list_input_files, plan_input
 from maskpipe.io.store import META, OutputStore
+from maskpipe.process import check_members
 from maskpipe.runner.resume import clear, reusable_shards, verify_manifest
 from maskpipe.sink import SinkSpec
 from maskpipe.stats import CounterSchema
@@ -195,12 +196,15 @@ def decide(cfg: PipelineConfig, store: OutputStore, fmt: str, files: list[str], 
 
     Raises:
         OutputError: the folder holds another run (config, input or key) and not ``overwrite``.
+        InputError: the input cannot be planned, or two of the columns to write would become one
+            tar member (:func:`maskpipe.process.check_members`).
     """
     endpoint = cfg.execution.s3_endpoint
     _check_prior(cfg, store, identity, overwrite)
     store.clean_tmp()
     plan = plan_input(cfg.input.path, fmt, cfg.output.shard_samples, endpoint, cfg.execution.on_error,
                       cfg.input.csv_delimiter, files=files, key=cfg.input.key)
+    check_members(cfg, plan.schema)  # two columns as one tar member: refused before any work
     shard_samples = _effective_shard_samples(cfg, plan, endpoint)
     plan = plan.recut(shard_samples)  # units for the capped size, without reading the input again
     spec = SinkSpec(store.uri, endpoint, cfg.name, plan.n_rows, shard_samples, CounterSchema.of(cfg),

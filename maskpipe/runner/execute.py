@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from maskpipe.config import PipelineConfig
-from maskpipe.errors import MaskpipeError, OutputError
+from maskpipe.errors import MaskpipeError, OutputError, os_hint, os_reason
 from maskpipe.io.plan import Plan, Unit
 from maskpipe.io.read import read_units
+from maskpipe.runner.reaper import Reaper
+from maskpipe.runner.reaper import start as start_reaper
 from maskpipe.sink import SinkSpec, write_blocks
 
 if TYPE_CHECKING:
@@ -74,10 +76,12 @@ def _datasource(plan: Plan, units: list[Unit], cfg: PipelineConfig, endpoint: st
     return MaskpipeSource(), len(groups)
 
 
-def _guard(call, debug: bool, fail):
+def _guard(call, debug: bool, fail, environment=None, output: bool = False):
     """``call()``, with library errors turned into ``fail(exception type name)``: their messages
     may echo data values, so they are never passed on (``debug`` keeps them). Our own one-line
-    errors pass unchanged."""
+    errors pass unchanged. Problems of the machine rather than of the code (an operating-system
+    error: no space left, permission denied; running out of memory) become
+    ``environment(what it means, how to fix it)`` when given, which says so in words."""
     try:
         return call()
     except MaskpipeError:
@@ -85,6 +89,11 @@ def _guard(call, debug: bool, fail):
     except Exception as e:
         if debug:
             raise
+        if environment is not None and isinstance(e, OSError):
+            raise environment(os_reason(e), os_hint(e, output)) from None
+        if environment is not None and isinstance(e, MemoryError):
+            raise environment("out of memory", "lower execution.parallelism or execution.batch_size, or give the "
+                              "workers more memory, then rerun: finished shards are kept") from None
         raise fail(type(e).__name__) from None
 
 
@@ -97,7 +106,9 @@ def _datasink(spec: SinkSpec, debug: bool = False):
 
         def write(self, blocks, ctx):
             return _guard(lambda: write_blocks(blocks, spec), debug, lambda name: OutputError(
-                f"{spec.uri}: writing shards failed ({name}); rerun to resume, or with --debug for the traceback"))
+                f"{spec.uri}: writing shards failed ({name}); rerun to resume, or with --debug for the traceback"),
+                lambda reason, hint: OutputError(f"output.path: writing shards to {spec.uri} failed ({reason}); {hint}"),
+                output=True)
 
         def on_write_complete(self, write_result):
             self.returns = list(write_result.write_returns)
@@ -116,6 +127,17 @@ class RayStart:
     started: bool
     node_id: str | None = None
     warming: list = field(default_factory=list)
+    reaper: Reaper | None = None
+
+    def stop(self) -> None:
+        """Shut down the Ray this run started (and tell the watcher it went cleanly)."""
+        if not self.started:
+            return
+        import ray
+
+        ray.shutdown()
+        if self.reaper is not None:
+            self.reaper.done()
 
     def await_warm_workers(self) -> None:
         """Let the warm-up finish before the dataset starts: a task submitted while the warmed
@@ -133,6 +155,8 @@ class RayStart:
 def init_ray(cfg: PipelineConfig, debug: bool) -> RayStart:
     """Join the Ray instance this process already has, join ``execution.address``, or start an
     embedded one (and warm its workers)."""
+    if not debug:  # else a SIGTERM prints Ray's C++ stack dump on stderr (read when Ray is imported)
+        os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
     import ray
 
     if ray.is_initialized():
@@ -148,9 +172,23 @@ def init_ray(cfg: PipelineConfig, debug: bool) -> RayStart:
     cpus = cfg.execution.parallelism or os.cpu_count() or 1
     ray.init(address="local", num_cpus=cpus, num_gpus=None if cfg.execution.gpus else 0,
              object_store_memory=_object_store_bytes(), **kwargs)
+    node_id = ray.get_runtime_context().get_node_id()
+    # after a kill -9 of this process, the watcher ends the instance's agents at once (they
+    # would linger for a minute or more: runner/reaper.py)
+    reaper = start_reaper(node_id, _raylet_pid())
     # no job runtime_env here: one would make the workers Ray prestarts at init unusable
     # for this job, and each replacement worker costs ~1 s of CPU to start
-    return RayStart(True, ray.get_runtime_context().get_node_id(), _warm_workers(cpus))
+    return RayStart(True, node_id, _warm_workers(cpus), reaper)
+
+
+def _raylet_pid() -> int:
+    """The embedded raylet's pid (Ray's private node object; 0 when that changes)."""
+    try:
+        from ray._private import ray_constants, worker
+
+        return int(worker._global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid)
+    except Exception:  # noqa: BLE001 - optional: the node id alone finds the agents
+        return 0
 
 
 def _warm_workers(n: int) -> list:
@@ -228,7 +266,8 @@ def _run_dataset(d: "Decision", start: RayStart, debug: bool) -> list[dict]:
 
     def fn(batch):
         return _guard(lambda: process_batch(batch, job), debug, lambda name: MaskpipeError(
-            f"processing failed ({name}); rerun with --debug for the traceback"))
+            f"processing failed ({name}); rerun with --debug for the traceback"),
+            lambda reason, hint: MaskpipeError(f"processing failed ({reason}); {hint}"))
 
     if cfg.execution.gpus:
         class GpuProcessor:
@@ -279,10 +318,7 @@ def execute(d: "Decision", debug: bool = False, watch=contextlib.nullcontext) ->
         raise MaskpipeError(f"the Ray job failed ({type(inner).__name__}); rerun with --debug "
                             "for details; finished shards are kept and a rerun resumes") from None
     finally:
-        if start.started:
-            import ray
-
-            ray.shutdown()
+        start.stop()
 
 
 def _unwrap(e: BaseException) -> BaseException:

@@ -16,12 +16,15 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from maskpipe.errors import os_reason
 from maskpipe.io.tar import KEY_MEMBER
 from maskpipe.io.tar.reader import TarFormatError, TarReader, split_name
-from maskpipe.streaming.errors import ShardError
+from maskpipe.streaming.errors import ShardError, StreamError
 from maskpipe.streaming.manifest import fs_path, locate, parse_manifest
 
 _READ_CHUNK = 1 << 20
+_GONE = ("the output is incomplete, the path is wrong, or a run is overwriting it (maskpipe run --overwrite "
+         "deletes the old shards): open the stream again once that run has finished")
 
 
 class ShardSet:
@@ -59,11 +62,24 @@ class ShardSet:
         return self._fs[1]
 
     def read_bytes(self, location: str) -> bytes:
-        if not self.remote:
-            with open(location, "rb") as f:
+        """The manifest's bytes. A missing one is the normal state of an output being written,
+        or rewritten by ``maskpipe run --overwrite`` (which deletes the manifest first)."""
+        try:
+            if not self.remote:
+                with open(location, "rb") as f:
+                    return f.read()
+            with self._filesystem().open_input_stream(fs_path(location)) as f:
                 return f.read()
-        with self._filesystem().open_input_stream(fs_path(location)) as f:
-            return f.read()
+        except FileNotFoundError:
+            raise StreamError(f"{location}: no manifest; the output is unfinished, or a run is writing or "
+                              "overwriting it: wait for that run to finish (its manifest is written last), "
+                              "or point stream() at a finished output") from None
+        except IsADirectoryError:
+            raise StreamError(f"{location}: is a folder, not a manifest; point stream() at a maskpipe output "
+                              "folder or its manifest.json") from None
+        except OSError as e:
+            raise StreamError(f"{location}: cannot read the manifest ({os_reason(e)}); check the path, its "
+                              "permissions and the credentials") from None
 
     def open(self, index: int):
         """(file, seekable) of a shard, after checking its size (and sha256 if asked)."""
@@ -73,14 +89,13 @@ class ShardSet:
         try:
             size = self._filesystem().get_file_info(fs_path(location)).size if self.remote else os.path.getsize(location)
         except OSError as e:
-            raise ShardError(f"{label}: cannot be opened ({type(e).__name__}); is the output "
-                             "complete and the path right?") from None
+            raise ShardError(f"{label}: cannot be opened ({os_reason(e)}); {_GONE}") from None
         if size is None:
-            raise ShardError(f"{label}: is missing from storage; is the output complete and the "
-                             "path right?")
+            raise ShardError(f"{label}: is missing from storage; {_GONE}")
         if size != nbytes:
             raise ShardError(f"{label}: {size} bytes on storage, manifest lists {nbytes}; the shard "
-                             "was changed or partly copied, re-copy it or re-run the pipeline")
+                             "was changed or partly copied (or a run is overwriting the output), re-copy it "
+                             "or re-run the pipeline")
         if self.verify:
             digest = hashlib.sha256()
             with self._open_raw(location) as f:
@@ -92,9 +107,12 @@ class ShardSet:
         return self._open_raw(location), not self.remote
 
     def _open_raw(self, location: str):
-        if self.remote:
-            return self._filesystem().open_input_stream(fs_path(location), buffer_size=_READ_CHUNK)
-        return open(location, "rb", buffering=_READ_CHUNK)
+        try:
+            if self.remote:
+                return self._filesystem().open_input_stream(fs_path(location), buffer_size=_READ_CHUNK)
+            return open(location, "rb", buffering=_READ_CHUNK)
+        except OSError as e:
+            raise ShardError(f"shard {location!r}: cannot be opened ({os_reason(e)}); {_GONE}") from None
 
     def decode(self, index: int, position: int, key: str, members: dict[str, bytes]) -> dict:
         """A sample as the stream yields it: ``__key__`` unescaped (or, for a key shortened to

@@ -2,6 +2,7 @@
 S3 server (moto, loopback only), and the text of an output's non-shard files."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 
 import psutil
 import pytest
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CANARY = "CANARY-5e1d@leak.example"
@@ -55,6 +57,10 @@ class Gate:
 
     def used(self) -> int:
         return sum(n.startswith("used-") for n in os.listdir(self.path))
+
+    def waiting(self) -> bool:
+        """A write task is held at the gate (Ray is up and working)."""
+        return any(n.startswith("waiting-") for n in os.listdir(self.path))
 
     def at_commit(self) -> bool:
         """The driver is waiting to write the manifest."""
@@ -164,3 +170,73 @@ def moto_s3():
             else:
                 os.environ[k] = v
 
+
+
+# --------------------------------------------------------- in-process runs of the bad-input catalogue
+
+def run(tmp_path, inp: dict, on_error: str = "fail", name: str = "b", shard: int = 10, masks=None,
+        args=(), privacy=None, **execution):
+    """Write a pipeline for ``inp`` and run it through the CLI (in-process, on the module's Ray);
+    returns (result, output folder)."""
+    from typer.testing import CliRunner
+
+    from maskpipe.cli import app
+
+    out = tmp_path / f"out-{on_error}"
+    cfg = {"name": name, "input": inp, "masks": masks or [],
+           "output": {"path": str(out), "shard_samples": shard},
+           "execution": {"on_error": on_error, "progress": "off", "batch_size": 7, **execution}}
+    if privacy is not None:
+        cfg["privacy"] = privacy
+    y = tmp_path / f"p-{on_error}.yaml"
+    y.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(app, ["run", str(y), *args])
+    return res, str(out)
+
+
+def subdir(base, name):
+    os.makedirs(base / name)
+    return base / name
+
+
+def one_line(res) -> str:
+    """The CLI's failure: exactly one line on stderr, starting ``error: ``, no traceback."""
+    err = res.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in res.output, res.output
+    return err
+
+
+def clean(res, out):
+    """No planted value in any message or any file of the output (shards included: bad records
+    are never written)."""
+    assert CANARY not in res.output
+    if os.path.isdir(out):
+        for dirpath, _, names in os.walk(out):
+            for n in names:
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    assert CANARY.encode() not in f.read(), n
+
+
+def quarantine(out) -> list[dict]:
+    with open(os.path.join(out, "quarantine.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def stats(out) -> dict:
+    with open(os.path.join(out, "stats.json")) as f:
+        return json.load(f)
+
+
+def tree_text(folder) -> str:
+    """Every file under ``folder`` as text (Ray's log folder, say), sockets and folders aside."""
+    chunks = []
+    for dirpath, _, names in os.walk(folder):
+        for n in names:
+            path = os.path.join(dirpath, n)
+            if os.path.isfile(path) and not os.path.islink(path):
+                try:
+                    with open(path, "rb") as f:
+                        chunks.append(f.read().decode("latin1"))
+                except OSError:
+                    pass
+    return "\n".join(chunks)

@@ -18,52 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from maskpipe.cli import app
-from tests.reliability.conftest import CANARY, non_shard_text, run_cli
-
-
-def run(tmp_path, inp: dict, on_error: str = "fail", name: str = "b", shard: int = 10, masks=None,
-        args=(), **execution):
-    """Write a pipeline for ``inp`` and run it through the CLI (in-process, shared Ray)."""
-    out = tmp_path / f"out-{on_error}"
-    cfg = {"name": name, "input": inp, "masks": masks or [],
-           "output": {"path": str(out), "shard_samples": shard},
-           "execution": {"on_error": on_error, "progress": "off", "batch_size": 7, **execution}}
-    y = tmp_path / f"p-{on_error}.yaml"
-    y.write_text(yaml.safe_dump(cfg))
-    res = CliRunner().invoke(app, ["run", str(y), *args])
-    return res, str(out)
-
-
-def subdir(base, name):
-    os.makedirs(base / name)
-    return base / name
-
-
-def one_line(res) -> str:
-    err = res.stderr.strip()
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in res.output, res.output
-    return err
-
-
-def clean(res, out):
-    """No planted value in any message or any file of the output (shards included: bad records
-    are never written)."""
-    assert CANARY not in res.output
-    if os.path.isdir(out):
-        for dirpath, _, names in os.walk(out):
-            for n in names:
-                with open(os.path.join(dirpath, n), "rb") as f:
-                    assert CANARY.encode() not in f.read(), n
-
-
-def quarantine(out) -> list[dict]:
-    with open(os.path.join(out, "quarantine.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
-def stats(out) -> dict:
-    with open(os.path.join(out, "stats.json")) as f:
-        return json.load(f)
+from tests.reliability.conftest import CANARY, clean, non_shard_text, one_line, quarantine, run, run_cli, stats, subdir
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -141,8 +141,5 @@ def test_fuzz_config_reordered_and_duplicated_lines(lines, dup):
     load_checked("\n".join(lines) + "\n")
 
 
-@pytest.mark.xfail(strict=True, reason="maskpipe/config.py repeats an unknown key verbatim, control characters "
-                                       "included, so the error spans lines (found by this fuzzing; config.py is "
-                                       "not this change's file). Remove the mark once fixed.")
 def test_unknown_key_with_a_newline_is_one_line():
     load_checked(yaml.safe_dump(dict(BASE, output={"path": "out", "a\nb": 0})))

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from maskpipe.io.internal import auto_keys, internal_columns, merge, tombstones, with_internal
 from maskpipe.io.schema import unify
+from maskpipe.io.sizes import row_bytes
 
 MAX_RECORD_BYTES = 64 << 20     # a record (JSONL line, tar member) larger than this is bad
 BLOCK_BYTES = 64 << 20          # a read block holds at most ~this many record bytes
@@ -123,12 +124,24 @@ class ReadContext:
 
     def split_bad(self, table: pa.Table, bad: np.ndarray | None, rows: np.ndarray, pos: np.ndarray,
                   reason: str) -> pa.Table:
-        """``table`` with the rows flagged in ``bad`` turned into tombstones of ``reason``."""
-        if bad is None or not bad.any():
+        """``table`` with the rows flagged in ``bad`` turned into tombstones of ``reason``, and
+        rows over ``max_record_bytes`` into ``record_too_large`` ones (formats that can only
+        measure a record once it is read: Parquet, CSV)."""
+        big = row_bytes(table) > self.max_record
+        if big.any():
+            reasons = np.full(table.num_rows, None, dtype=object)
+            if bad is not None:
+                reasons[bad] = reason
+            reasons[big] = "record_too_large"
+            bad = big if bad is None else (bad | big)
+        elif bad is None or not bad.any():
             return self.finish(table, rows, pos)
+        else:
+            reasons = reason
         ok = np.flatnonzero(~bad)
         good = self.finish(table.take(pa.array(ok, pa.int64())), rows[ok], pos[ok]) if len(ok) else None
-        return merge(good, self.tombstones(rows[bad], pos[bad], reason))
+        why = reasons if isinstance(reasons, str) else reasons[bad].tolist()
+        return merge(good, self.tombstones(rows[bad], pos[bad], why))
 
 
 class InputFormat:

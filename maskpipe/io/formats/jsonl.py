@@ -5,7 +5,9 @@ column types and, for plain files, notes record start offsets (:class:`Marks`) s
 can start mid-file for any shard size without reading it again. Compressed files are one unit.
 ``__pos`` is the 1-based line number. A line that is not JSON, not an object, not valid UTF-8
 or whose values do not fit the planned types is a bad record; so is a line over
-``max_record_bytes`` (skipped without being held).
+``max_record_bytes`` (skipped without being held). A *late* field (absent, or always null, in
+the sampled head of every file) is read as text: a JSON string as it is, any other value as its
+compact JSON, so its type and bytes depend on its own line only.
 """
 from __future__ import annotations
 
@@ -167,14 +169,11 @@ class JsonlFormat(InputFormat):
                 idx = [i for i in idx if reasons[i] is None]
                 payload = b"\n".join(recs[i] for i in idx)
             if idx:
-                try:
-                    table = _read_json(payload, schema)
-                    if table.num_rows != len(idx):
-                        table = None
-                except _ARROW_ERRORS:
-                    table = None
+                table = _read_block(payload, [recs[i] for i in idx], schema)
                 if table is None:
                     table, idx = _find_bad_lines(recs, idx, reasons, schema)
+                    if table is not None and _typed(schema):
+                        table = _with_late(table, [recs[i] for i in idx], schema)
         good = ctx.finish(table, rows[idx], lines[idx]) if table is not None and idx else None
         bad_idx = np.array([i for i, r in enumerate(reasons) if r], dtype=np.int64)
         bad = ctx.tombstones(rows[bad_idx], lines[bad_idx], [reasons[i] for i in bad_idx]) if len(bad_idx) else None
@@ -186,7 +185,9 @@ class JsonlFormat(InputFormat):
 
 
 def _find_bad_lines(recs, idx, reasons, schema) -> tuple[pa.Table | None, list[int]]:
-    """Find the lines that break a block: not JSON, not an object, or not fitting the types."""
+    """Find the lines that break a block: not JSON, not an object, or not fitting the planned
+    types (late fields never make a line bad: they are text). Returns the planned columns of
+    the good lines."""
     kept = []
     for i in idx:
         try:
@@ -198,6 +199,8 @@ def _find_bad_lines(recs, idx, reasons, schema) -> tuple[pa.Table | None, list[i
             reasons[i] = "not_an_object"
             continue
         kept.append(i)
+    if not _typed(schema):  # no planned types: every field is text, any object fits
+        return (_python_table([recs[i] for i in kept]), kept) if kept else (None, [])
     for _ in range(64):
         if not kept:
             return None, []
@@ -214,8 +217,8 @@ def _find_bad_lines(recs, idx, reasons, schema) -> tuple[pa.Table | None, list[i
                 reasons[i] = "schema_mismatch"
             kept = [i for i in kept if reasons[i] is None]
             continue
-        # each line fits alone, but not together (a field outside the sampled types): drop the
-        # first line whose prefix stops parsing, then try again
+        # each line fits alone, but not together (pyarrow disagrees with itself): drop the first
+        # line whose prefix stops parsing, then try again
         lo, hi = 1, len(kept)
         while lo < hi:
             mid = (lo + hi) // 2
@@ -238,9 +241,67 @@ def _parses(payload: bytes, schema: pa.Schema | None) -> bool:
         return False
 
 
-def _read_json(payload: bytes, schema: pa.Schema | None) -> pa.Table:
-    po = (pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-          if schema is not None and len(schema) else pajson.ParseOptions())
+def _typed(schema: pa.Schema | None) -> bool:
+    return schema is not None and len(schema) > 0
+
+
+def _read_block(payload: bytes, lines: list[bytes], schema: pa.Schema | None) -> pa.Table | None:
+    """A block of good-looking lines as a table (None: some line is bad, find it).
+
+    Planned columns get the plan's types; fields outside the plan (late fields) are text
+    (:func:`_with_late`). The fast path is one pyarrow read that finds no late field."""
+    if not _typed(schema):
+        return _python_table(lines)
+    try:
+        t = _read_json(payload, schema, extra="infer")
+        if t.num_rows == len(lines) and all(n in schema.names for n in t.column_names):
+            return t
+    except _ARROW_ERRORS:
+        pass  # a planned type does not fit, or late fields disagree on their type: see below
+    try:
+        t = _read_json(payload, schema)
+    except _ARROW_ERRORS:
+        return None
+    return _with_late(t, lines, schema) if t.num_rows == len(lines) else None
+
+
+def _late_text(v) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _python_table(lines: list[bytes]) -> pa.Table | None:
+    """Lines of a file without planned types: every field is late (text). None if one is bad."""
+    try:
+        objs = [json.loads(ln) for ln in lines]
+    except ValueError:
+        return None
+    if not all(isinstance(o, dict) for o in objs):
+        return None
+    names = list(dict.fromkeys(k for o in objs for k in o))
+    return pa.table({k: pa.array([_late_text(o.get(k)) for o in objs], pa.string()) for k in names}) if names \
+        else pa.table({"__tmp": pa.nulls(len(objs))}).drop(["__tmp"])
+
+
+def _with_late(t: pa.Table, lines: list[bytes], schema: pa.Schema | None) -> pa.Table:
+    """``t`` (the planned columns of ``lines``) plus their late fields, as text: a JSON string as
+    it is, any other value as its compact JSON. A late field's type thus never depends on the
+    other lines of its block (pyarrow would infer one per block, and blocks that disagree
+    cannot be joined)."""
+    planned = set(schema.names) if schema is not None else set()
+    objs = [json.loads(ln) for ln in lines]
+    late = list(dict.fromkeys(k for o in objs for k in o if k not in planned))
+    for k in late:
+        t = t.append_column(k, pa.array([_late_text(o.get(k)) for o in objs], pa.string()))
+    return t
+
+
+def _read_json(payload: bytes, schema: pa.Schema | None, extra: str = "ignore") -> pa.Table:
+    """``payload`` read by pyarrow: with a schema, its columns only (``extra="ignore"``) or
+    with the other fields' types inferred (``"infer"``)."""
+    po = (pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior=extra)
+          if _typed(schema) else pajson.ParseOptions())
     return pajson.read_json(pa.BufferReader(payload),
                             read_options=pajson.ReadOptions(block_size=max(len(payload) + 1, 1 << 20)),
                             parse_options=po)

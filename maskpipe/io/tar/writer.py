@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from maskpipe.io.tar import BLOCK, KEY_MEMBER, MAX_NAME
+from maskpipe.io.tar.jsonvalue import json_payloads
 
 
 def _template() -> bytes:
@@ -177,18 +178,43 @@ def _is_list(t: pa.DataType) -> bool:
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
+def member_ext(t: pa.DataType) -> str:
+    """The extension a column of Arrow type ``t`` is written with (``""``: bytes, as they are)."""
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return ""
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "txt"
+    if _is_list(t) and _is_numeric(t.value_type):
+        return "npy"
+    return "json"
+
+
+def member_suffix(field: str, ext: str) -> str:
+    """Member suffix (after ``<key>.``) of field ``field`` written with extension ``ext``."""
+    f = escape_field(field)
+    if not ext:
+        return f
+    return f if (f == ext or f.endswith("." + ext)) else f"{f}.{ext}"
+
+
 def field_suffix(field: str, t: pa.DataType) -> str:
     """Member suffix (after ``<key>.``) for a field of Arrow type ``t``."""
-    f = escape_field(field)
-    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
-        return f
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        ext = "txt"
-    elif _is_list(t) and _is_numeric(t.value_type):
-        ext = "npy"
-    else:
-        ext = "json"
-    return f if (f == ext or f.endswith("." + ext)) else f"{f}.{ext}"
+    return member_suffix(field, member_ext(t))
+
+
+def first_clash(columns) -> tuple[str, str, str] | None:
+    """(column a, column b, suffix) of the first two of ``columns`` ((name, member suffix)
+    pairs) that would be written as the same member (``text`` and ``text.txt``: both
+    ``<key>.text.txt``, which tar readers refuse or merge), else None. A column written as the
+    reserved ``__key__.txt`` member clashes with maskpipe itself: column b is then ``""``."""
+    seen: dict[str, str] = {}
+    for name, suffix in columns:
+        if suffix == KEY_MEMBER:  # reserved for the original key of a sample whose key is shortened
+            return name, "", suffix
+        if suffix in seen:
+            return seen[suffix], name, suffix
+        seen[suffix] = name
+    return None
 
 
 @lru_cache(maxsize=4096)
@@ -296,27 +322,17 @@ def column_payloads(arr: pa.Array) -> Payloads:
         prefixes = [npy_header(descr, (int(k),)) for k in uniq]
         return Payloads(vals.reshape(-1).view(np.uint8), offsets * vals.dtype.itemsize, valid, prefixes,
                         idx.reshape(-1))
-    if pa.types.is_temporal(t) or pa.types.is_decimal(t):
-        return Payloads.from_list([None if v is None else json.dumps(v).encode() for v in arr.cast(pa.string()).to_pylist()])
-    return Payloads.from_list([None if v is None else _json(v) for v in arr.to_pylist()])
+    return Payloads.from_list(json_payloads(arr))
 
 
 def encode_column(arr: pa.Array) -> list[bytes | None]:
     """Per-row member payloads for one column (None where the value is null).
 
     ``str`` -> UTF-8; bytes as they are; numeric lists -> ``.npy`` (format 1.0, little-endian);
-    temporal and decimal values -> their string as JSON; anything else -> compact sorted JSON.
+    anything else -> compact sorted JSON (:mod:`maskpipe.io.tar.jsonvalue`: ISO 8601 times,
+    base64 bytes, ``null`` for a NaN element only).
     """
     return column_payloads(arr).to_list()
-
-
-def _json(v) -> bytes:
-    try:
-        return json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-    except ValueError:  # NaN / inf: not JSON; written as null rather than invalid JSON
-        return b"null"
-    except TypeError:
-        return json.dumps(str(v), ensure_ascii=False).encode()
 
 
 def pack_samples(keys: list[str], columns: list[tuple[str, list[bytes | None]]]) -> list[bytes]:

@@ -68,3 +68,15 @@ def test_csv_ragged_row_with_invalid_utf8_uses_safe_mode_and_keeps_exact_text(tm
     assert bad_of(t) == [(4, "invalid_utf8"), (3, "ragged_row"), (5, "ragged_row")]
     assert "Traceback" not in capfd.readouterr().err
     no_canary(t)
+
+
+def test_csv_rows_up_to_the_record_limit_are_kept_and_larger_ones_are_record_too_large(tmp_path):
+    p = tmp_path / "a.csv"
+    with open(p, "w") as f:   # 40 MiB: more than pyarrow's 16 MiB block, under the 64 MiB limit
+        f.write("id,t\na,x\nb," + "y" * (40 << 20) + "\nc,z\n")
+    plan, t = read_all(p, "csv", key="id")
+    assert plan.file_plans[0].options == {"wide": True}
+    assert t.column("id").to_pylist() == ["a", "b", "c"] and bad_of(t) == []
+    assert len(t.column("t").to_pylist()[1]) == 40 << 20
+    plan, t = read_all(p, "csv", key="id", max_record_bytes=1 << 20)     # the same file, a 1 MiB limit
+    assert bad_of(t) == [(3, "record_too_large")] and t.column("id").to_pylist() == ["a", "c", None]

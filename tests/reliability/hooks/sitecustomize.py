@@ -10,13 +10,18 @@ below set, this module does nothing.
     none. A test that made ``k`` tokens knows that exactly ``k`` more shards can appear.
   * Before writing the manifest, the driver creates ``<dir>/at-commit`` and waits for
     ``<dir>/commit``.
+  * A process about to wait for a token first creates ``<dir>/waiting-<pid>``, so a test knows
+    the run is held there (Ray up, a write task in flight).
 * ``MASKPIPE_TEST_KILL_WORKER_ONCE=<marker>``: the first process to create ``<marker>``
   (``O_EXCL``) when about to publish a shard exits at once (``os._exit``): a Ray worker dying
   mid-task. Every later process sees the marker and goes on.
+* ``MASKPIPE_TEST_ENOSPC=1``: writing a shard's bytes fails as on a full disk
+  (``OSError(ENOSPC)`` from the write task, where a real full disk raises it).
 
-The hooks wrap ``maskpipe.sink.publish`` and ``maskpipe.runner.commit.write_manifest`` as those
-modules are imported (a meta-path finder), so nothing is imported early.
+The hooks wrap ``maskpipe.sink.publish``, ``maskpipe.sink._Piece.add`` and
+``maskpipe.runner.commit.write_manifest`` as those modules are imported (a meta-path finder), so nothing is imported early.
 """
+import errno
 import importlib.abc
 import importlib.machinery
 import os
@@ -25,9 +30,11 @@ import time
 
 GATE = os.environ.get("MASKPIPE_TEST_GATE")
 KILL_ONCE = os.environ.get("MASKPIPE_TEST_KILL_WORKER_ONCE")
+ENOSPC = os.environ.get("MASKPIPE_TEST_ENOSPC")
 
 
 def _wait_for_token(gate: str) -> None:
+    open(os.path.join(gate, f"waiting-{os.getpid()}"), "w").close()
     while True:
         for name in sorted(os.listdir(gate)):
             if name.startswith("token-"):
@@ -59,6 +66,11 @@ def _patch_sink(module) -> None:
         return publish(*args, **kwargs)
 
     module.publish = gated_publish
+    if ENOSPC:
+        def full_disk(self, t):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.tmp)
+
+        module._Piece.add = full_disk
 
 
 def _patch_commit(module) -> None:
@@ -94,5 +106,5 @@ class _Patcher(importlib.abc.MetaPathFinder):
         return spec
 
 
-if GATE or KILL_ONCE:
+if GATE or KILL_ONCE or ENOSPC:
     sys.meta_path.insert(0, _Patcher())
