@@ -247,6 +247,7 @@ def test_driver_learns_counter_names_without_building_steps(ray_local, demo_data
     rec = json.load(open(tmp_path / "o" / ".maskpipe" / "shards" / "t-000000.json"))
     assert sorted(rec["counters"]) == sorted(
         [f"step:{i}:{w}" for i in (0, 1) for w in ("masked", "total", "samples_without_positions")]
+        + [f"step:{i}:epoch:0:{w}" for i in (0, 1) for w in ("masked", "total")]
         + ["privacy:scan.body.email", "privacy:scan.body.phone"])
     assert rec["counters"]["step:1:total"] == 250 * 32     # features: every entry of every sample
 

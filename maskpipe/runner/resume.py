@@ -99,7 +99,7 @@ def clear(store: OutputStore, name: str, manifest: dict | None, state: dict | No
     pattern = re.compile(r"^(%s)-\d{6}\.tar$" % "|".join(re.escape(n) for n in sorted(names)))
     store.delete("manifest.json")  # first: from here on the output is not "finished"
     for n in store.list():
-        if n in ("stats.json", "quarantine.jsonl") or n in listed or pattern.match(n):
+        if n in ("stats.json", "quarantine.jsonl", "masks.json") or n in listed or pattern.match(n):
             store.delete(n)
     for sub in ("shards", "parts", "tmp"):
         store.delete_dir(f"{META}/{sub}")
