@@ -36,6 +36,8 @@ def stream(
     fields: Sequence[str] | None = None,
     even: bool = False,
     shuffle_buffer: int = 1000,
+    remask: bool = False,
+    epochs: int | None = None,
 ) -> "StreamDataset":
     """Open a maskpipe output as a ``torch.utils.data.IterableDataset`` of decoded samples.
 
@@ -50,7 +52,8 @@ def stream(
         rank, world_size: This process's place among data-parallel ranks. Leave both ``None`` to
             take them from ``torch.distributed`` when it is initialised (else 0 of 1).
         shuffle: Shuffle shard order and samples within windows of ``shuffle_buffer``.
-        seed, epoch: Key the shuffle by a hash of both; change the epoch with ``set_epoch``.
+        seed, epoch: Key the shuffle by a hash of both; change the epoch with ``set_epoch``. An
+            output written with ``epochs: K`` yields epoch ``epoch mod K``'s masked copies.
         verify: Check each shard's sha256 against the manifest before reading it (reads the shard
             twice). Sizes and sample counts are always checked.
         fields: Only decode and return these member fields (names as in the manifest's
@@ -59,6 +62,10 @@ def stream(
             ``total % world_size`` samples of the epoch's order (for DDP lockstep). Off: every
             sample is yielded exactly once per epoch and ranks differ by at most one sample.
         shuffle_buffer: Window size of the sample shuffle; a reader holds one window.
+        remask: Apply the current epoch's masks in the loader (online re-masking, see
+            docs/training.md): the samples equal those an offline ``epochs: K`` run writes for
+            that epoch. Needs the output's ``masks.json``.
+        epochs: With ``remask``, the K of ratio schedules (default: the run's ``epochs``).
 
     Returns:
         A ``StreamDataset`` with ``set_epoch``, ``state_dict``/``load_state_dict``,
@@ -76,4 +83,5 @@ def stream(
     from maskpipe.streaming.dataset import StreamDataset  # imports torch
 
     return StreamDataset(source, rank=rank, world_size=world_size, shuffle=shuffle, seed=seed, epoch=epoch,
-                         verify=verify, fields=fields, even=even, shuffle_buffer=shuffle_buffer)
+                         verify=verify, fields=fields, even=even, shuffle_buffer=shuffle_buffer, remask=remask,
+                         epochs=epochs)
