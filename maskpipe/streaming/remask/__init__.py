@@ -122,8 +122,7 @@ class Remasker:
     def apply(self, samples: Sequence[dict], epoch: int, fields: frozenset[str] | None = None) -> list[dict]:
         """The samples with every step's members replaced by epoch ``epoch``'s (in place)."""
         from maskpipe import rng
-        from maskpipe.io.tar.writer import column_payloads, field_suffix
-        from maskpipe.streaming.shards import decode_member
+        from maskpipe.io.tar.writer import field_suffix
 
         kh = rng.key_hashes([s["__key__"] for s in samples])
         for inp, masker in self.steps:
@@ -133,20 +132,44 @@ class Remasker:
             for col in new:
                 arr = out.column(col).combine_chunks()
                 member = field_suffix(col, arr.type)
-                payloads = column_payloads(arr)
-                for i, s in enumerate(samples):   # one dict update per sample and member
+                values = _decoded(member, arr)
+                for s, v in zip(samples, values):   # one dict update per sample and member
                     for old in inp.stale(col):
                         s.pop(old, None)
-                    data = payloads.get(i)
-                    if data is None:
+                    if v is None:
                         s.pop(member, None)
                     else:
-                        s[member] = decode_member(member, data, "remask", i)
+                        s[member] = v
         if fields is not None:
             for s in samples:
                 for name in [n for n in s if n != "__key__" and n not in fields]:
                     del s[name]
         return list(samples)
+
+
+def _decoded(member: str, arr) -> list:
+    """Each row of an output column as the stream decodes its member (None: no member).
+
+    ``.npy`` members are the rows' values in the dtype the tar writer writes (little-endian,
+    1-D): taken from the column directly instead of encoding and parsing a header per row. The
+    rest go through the writer's encoder and the stream's decoder.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from maskpipe.io.tar.writer import column_payloads
+    from maskpipe.streaming.shards import decode_member
+
+    if member.endswith(".npy"):
+        lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+        vals = arr.flatten().to_numpy(zero_copy_only=False)
+        vals = vals.astype(vals.dtype.newbyteorder("<"), copy=False)
+        ends = np.cumsum(lengths)
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        return [vals[e - n:e].copy() if ok else None for e, n, ok in zip(ends, lengths, valid)]
+    payloads = column_payloads(arr)
+    return [None if (data := payloads.get(i)) is None else decode_member(member, data, "remask", i)
+            for i in range(len(arr))]
 
 
 def remask_hook(shards, remask: bool, epochs: int | None) -> Remasker | None:
