@@ -22,3 +22,7 @@ def inspect(output: str = typer.Argument(..., help="An output folder (or its man
     stats = store.read_json("stats.json") or {}
     for st in stats.get("steps", []):
         typer.echo(f"  [{st['index']}] {st['kind']} {st['field']}: realized {st['realized_ratio']} (target {st['target_ratio']})")
+        epochs = st.get("epochs") or []
+        if len(epochs) > 1:   # an epochs: K run: each copy's own ratio
+            typer.echo("      " + ", ".join(f"epoch {e['epoch']} {e['realized_ratio']} (target {e['target_ratio']})"
+                                            for e in epochs))
