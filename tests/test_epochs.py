@@ -189,3 +189,34 @@ def test_resume_rebuilds_only_the_missing_copy(three, data):
     res = run(three["base"], "resume", c)
     assert res.skipped_shards == 8
     assert output_bytes(str(out)) == before == output_bytes(three["p1"])
+
+
+def _manifest(folder, entries):
+    folder.mkdir(parents=True, exist_ok=True)
+    shards = [{"path": f"x-{i:06d}.tar", "samples": n, "bytes": 1024, "sha256": "0" * 64, **extra}
+              for i, (n, extra) in enumerate(entries)]
+    (folder / "manifest.json").write_text(json.dumps({"format": "maskpipe/1", "shards": shards}))
+    return str(folder)
+
+
+@pytest.mark.parametrize("entries, message", [
+    ([(5, {"epoch": 0}), (5, {"epoch": 2})], r"shards hold epochs \[0, 2\]; expected every epoch from 0 to 2"),
+    ([(5, {"epoch": "1"})], r"shards\[0\]\.epoch must be an int >= 0"),
+    ([(5, {"epoch": -1})], r"shards\[0\]\.epoch must be an int >= 0"),
+    ([(5, {"epoch": 0}), (4, {"epoch": 1})], "its epochs hold different numbers of samples"),
+])
+def test_manifest_epochs_are_checked(tmp_path, entries, message):
+    from maskpipe.streaming.shards import ShardSet
+
+    with pytest.raises(maskpipe.StreamError, match=message):
+        ShardSet(_manifest(tmp_path / "o", entries))
+
+
+def test_manifest_without_epochs_is_epoch_zero(tmp_path):
+    from maskpipe.streaming.shards import ShardSet
+
+    s = ShardSet(_manifest(tmp_path / "o", [(5, {}), (3, {})]))
+    assert s.epochs == 1 and [e[0] for e in s.for_epoch(7).entries] == ["x-000000.tar", "x-000001.tar"]
+    k = ShardSet(_manifest(tmp_path / "k", [(5, {"epoch": 0}), (3, {"epoch": 0}), (5, {"epoch": 1}), (3, {"epoch": 1})]))
+    assert k.epochs == 2 and list(k.counts) == [5, 3]
+    assert [e[0] for e in k.for_epoch(3).entries] == ["x-000002.tar", "x-000003.tar"]
