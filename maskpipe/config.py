@@ -113,11 +113,20 @@ MaskConfig = Annotated[
 ]
 
 
+MAX_EPOCHS = 1000
+
+
 class PipelineConfig(_Model):
-    """The whole ``pipeline.yaml``. See docs/pipeline.md for every key with examples."""
+    """The whole ``pipeline.yaml``. See docs/pipeline.md for every key with examples.
+
+    ``epochs: K`` (default 1) writes K differently masked copies of every sample (dynamic
+    masking done offline): copy ``e`` keys its randomness by the epoch too and takes epoch
+    ``e``'s value of any ratio schedule (docs/masks.md, "Epochs and schedules").
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
     seed: int = Field(0, ge=0, lt=2**63)
+    epochs: int = Field(1, ge=1, le=MAX_EPOCHS)
     input: InputConfig
     privacy: PrivacyConfig | None = None
     masks: list[MaskConfig] = Field(default_factory=list)
@@ -145,22 +154,33 @@ class PipelineConfig(_Model):
         from maskpipe import __version__
 
         data = self.model_dump(mode="json")
+        if data.get("epochs") == 1:  # the default: hashed as before epochs existed (same config hash)
+            data.pop("epochs")
         data["input"].pop("path", None)
         data["output"].pop("path", None)
         ex = data.pop("execution")
         data["on_error"] = ex["on_error"]
         data["max_bad_fraction"] = ex["max_bad_fraction"]
         data["maskpipe_version"] = __version__
-        for m in data.get("masks", []):
-            if m.get("tokenizer"):
-                m["tokenizer"] = _file_digest(m["tokenizer"])
-            if isinstance(m.get("template"), dict) and m["template"].get("path"):
-                m["template"]["path"] = _file_digest(m["template"]["path"])
+        data["masks"] = self.mask_dumps()
         scan = (data.get("privacy") or {}).get("scan") or {}
         if scan.get("ner_model"):  # the model decides what is masked: its files, not its path
             scan["ner_model"] = _folder_digest(scan["ner_model"])
         blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+    def mask_dumps(self) -> list[dict]:
+        """The mask steps as JSON, with every file they read named by its content's sha256
+        (``sha256:<hex>``) instead of its path: what the output hash covers, and what
+        ``masks.json`` publishes (no local paths)."""
+        dumps = [m.model_dump(mode="json") for m in self.masks]
+        for m in dumps:
+            if m.get("tokenizer"):
+                m["tokenizer"] = _file_digest(m["tokenizer"])
+            if isinstance(m.get("template"), dict) and m["template"].get("path"):
+                m["template"]["path"] = _file_digest(m["template"]["path"])
+        return dumps
 
 
 def _file_digest(path: str) -> str:
@@ -278,6 +298,8 @@ def _format_errors(err: ValidationError, data: dict, source: str, lines: dict[tu
         for part in loc:
             if isinstance(node, dict) and part not in node and isinstance(part, str) and part in MASKERS:
                 continue
+            if isinstance(part, str) and part.startswith("<") and part.endswith(">"):
+                continue  # a union tag (ratio: number or schedule), not a YAML key
             clean.append(part)
             node = node.get(part) if isinstance(node, dict) else (
                 node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None)
@@ -332,10 +354,12 @@ def _parent_model(path: list, data: dict) -> type[BaseModel] | None:
         item = masks[path[1]] if isinstance(masks, list) and path[1] < len(masks) else None
         kind = item.get("kind") if isinstance(item, dict) else None
         return MASKERS[kind].Config if isinstance(kind, str) and kind in MASKERS else None
-    if path and path[0] == "masks":
-        return None  # deeper inside a mask: its kind's own model is not walked here
     model: Any = PipelineConfig
-    for part in path[:-1]:
+    parts = path[:-1]
+    if path and path[0] == "masks":  # deeper inside a mask: walk from its kind's model
+        model = _parent_model(path[:3], data) if len(path) > 3 else None
+        parts = path[2:-1]
+    for part in parts:
         if isinstance(part, int):
             continue
         if model is None or not hasattr(model, "model_fields") or part not in model.model_fields:

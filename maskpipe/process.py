@@ -3,6 +3,11 @@
 ``Processor`` is a pure function of the batch's rows: every output row depends only on that
 row (and the config, seed and key), never on which other rows share its batch. That is what makes
 the output independent of ``batch_size`` and parallelism.
+
+With ``epochs: K`` a batch of n rows comes out as K * n rows: privacy and keys once, then the
+masks and the tar encoding once per epoch (epoch ``e``'s maskers key their randomness by ``e``).
+Epoch ``e``'s copy of row ``r`` is numbered ``r + e * epoch_stride``, which puts it in epoch
+``e``'s shards (:class:`maskpipe.sink.SinkSpec`).
 """
 from __future__ import annotations
 
@@ -38,14 +43,21 @@ class Processor:
         cfg: the validated pipeline config.
         files: display paths of the input files (for error locators only).
         fmt: input format.
+        epoch_stride: with ``epochs`` > 1, the row numbers between two epochs' copies of a row
+            (:attr:`maskpipe.sink.SinkSpec.epoch_stride`).
     """
 
-    def __init__(self, cfg: PipelineConfig, files: list[str], fmt: str):
+    def __init__(self, cfg: PipelineConfig, files: list[str], fmt: str, epoch_stride: int = 0):
+        if cfg.epochs > 1 and epoch_stride <= 0:
+            raise ValueError("Processor: epochs > 1 needs the sink's epoch_stride")
         self.cfg = cfg
         self.files = files
         self.fmt = fmt
+        self.epoch_stride = epoch_stride
         self.schema = CounterSchema.of(cfg)
         self.maskers = [MASKERS[m.kind](m, i, cfg.seed) for i, m in enumerate(cfg.masks)]
+        # per epoch, the same maskers keyed by that epoch (resources shared)
+        self.epoch_maskers = [[m.at_epoch(e, cfg.epochs) for m in self.maskers] for e in range(cfg.epochs)]
         self.privacy = None
         if cfg.privacy is not None:
             from maskpipe.privacy import PrivacyStep
@@ -72,8 +84,8 @@ class Processor:
         user = user_columns(good)
         counters: dict[str, np.ndarray] = {c: np.zeros(n, dtype=np.int64) for c in self.schema.row_counters()}
         if not len(good_idx):  # only tombstones: they may lack the user's columns altogether
-            return self._output(batch, reasons, [b""] * n, np.zeros(n, dtype=np.uint64), counters,
-                                member_columns([], good_idx, n))
+            return self._copies(lambda e, r, c: self._output(batch, r, [b""] * n, np.zeros(n, dtype=np.uint64), c,
+                                                             member_columns([], good_idx, n), e), reasons, counters)
 
         if self.privacy is not None:
             user, pcounts = self.privacy.apply(user)
@@ -90,8 +102,22 @@ class Processor:
         if self.cfg.input.key and self.cfg.input.key in user.column_names:
             user = user.drop_columns([self.cfg.input.key])
         kh = rng.key_hashes(keys) if keys else np.zeros(0, dtype=np.uint64)
+        return self._copies(lambda e, r, c: self._masks(e, batch, user, keys, good_idx, good, kh, r, c),
+                            reasons, counters)
 
-        for step, masker in zip(self.schema.steps, self.maskers):
+    def _copies(self, one, reasons: list, counters: dict[str, np.ndarray]) -> pa.Table:
+        """``one(epoch, reasons, counters)`` for every epoch, concatenated. Epoch 0 gets the
+        privacy counts; later epochs count zero for them (privacy ran once)."""
+        if self.cfg.epochs == 1:
+            return one(0, reasons, counters)
+        zero = {c: np.zeros_like(a) for c, a in counters.items()}
+        return pa.concat_tables([one(e, list(reasons), counters if e == 0 else {c: a.copy() for c, a in zero.items()})
+                                 for e in range(self.cfg.epochs)])
+
+    def _masks(self, epoch: int, batch, user, keys, good_idx, good, kh, reasons, counters) -> pa.Table:
+        """Epoch ``epoch``'s masks on the good rows, then their tar bytes: the processed batch."""
+        n = batch.num_rows
+        for step, masker in zip(self.schema.steps, self.epoch_maskers[epoch]):
             res = masker.apply(user, kh)
             user = res.table
             counts = {what: res.count(what) for what in step.counts}   # the kind's declared COUNTS
@@ -120,12 +146,12 @@ class Processor:
         tar = _spread(pack_batch(names, cols), good_idx, n)
         khash = np.zeros(n, dtype=np.uint64)
         khash[good_idx] = kh
-        return self._output(batch, reasons, tar, khash, counters, member_columns(cols, good_idx, n))
+        return self._output(batch, reasons, tar, khash, counters, member_columns(cols, good_idx, n), epoch)
 
-    @staticmethod
-    def _output(batch, reasons, tar, khash, counters, members) -> pa.Table:
+    def _output(self, batch, reasons, tar, khash, counters, members, epoch: int = 0) -> pa.Table:
+        row = batch.column("__row")
         out = {
-            "__row": batch.column("__row"),
+            "__row": pc.add(row, pa.scalar(epoch * self.epoch_stride, row.type)) if epoch else row,
             "__file": batch.column("__file"),
             "__pos": batch.column("__pos"),
             "__bad": pa.array(reasons, pa.string()),
@@ -251,14 +277,15 @@ class ProcessJob:
     files: tuple[str, ...]
     fmt: str
     key: str = ""
+    epoch_stride: int = 0
 
     @classmethod
-    def of(cls, cfg: PipelineConfig, files: list[str], fmt: str) -> "ProcessJob":
+    def of(cls, cfg: PipelineConfig, files: list[str], fmt: str, epoch_stride: int = 0) -> "ProcessJob":
         cfg_json = cfg.model_dump_json()
         h = hashlib.sha256()
-        for part in (cfg_json, fmt, *files):
+        for part in (cfg_json, fmt, *files, str(epoch_stride)):
             h.update(part.encode("utf-8", "surrogatepass") + b"\0")
-        return cls(cfg_json, tuple(files), fmt, h.hexdigest())
+        return cls(cfg_json, tuple(files), fmt, h.hexdigest(), epoch_stride)
 
 
 # Explicit cache: the Processor of this worker process (resources loaded once), keyed by
@@ -271,7 +298,7 @@ def process_batch(batch: pa.Table, job: ProcessJob) -> pa.Table:
     """Ray entry point: one Processor per worker process and job."""
     proc = _PROCESSORS.get(job.key)
     if proc is None:
-        proc = Processor(PipelineConfig.model_validate_json(job.cfg_json), list(job.files), job.fmt)
+        proc = Processor(PipelineConfig.model_validate_json(job.cfg_json), list(job.files), job.fmt, job.epoch_stride)
         _PROCESSORS.clear()
         _PROCESSORS[job.key] = proc
     return proc(batch)

@@ -1,9 +1,9 @@
 """Counter-based randomness keyed to a sample's identity.
 
 Every random number maskpipe draws is a pure function of
-``(seed, step index, stream, sample key, position)``: a 64-bit key hash per sample (blake2b,
-computed once per row) mixed with a hash of ``(seed, step, stream)``, then a SplitMix64
-finaliser over ``position``. Nothing depends on batch composition, worker, process or clock, so
+``(seed, step index, stream, epoch, sample key, position)``: a 64-bit key hash per sample
+(blake2b, computed once per row) mixed with a hash of ``(seed, step, stream, epoch)``, then a
+SplitMix64 finaliser over ``position``. Nothing depends on batch composition, worker, process or clock, so
 the same mask comes out with any parallelism or batch size, on CPU (numpy) or GPU (torch).
 
 Why not ``np.random.default_rng`` per row: creating a Generator costs ~20 µs per row; this hash
@@ -45,9 +45,16 @@ def key_hashes(keys: Iterable[str | bytes]) -> np.ndarray:
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
-def stream_seed(seed: int, step: int, stream: int) -> np.uint64:
-    """Hash (seed, step, stream) to 64 bits. Hashing, never ``seed + n``."""
+def stream_seed(seed: int, step: int, stream: int, epoch: int = 0) -> np.uint64:
+    """Hash (seed, step, stream, epoch) to 64 bits. Hashing, never ``seed + n``.
+
+    Epoch 0 hashes exactly what a run without epochs hashed (so ``epochs: 1`` output keeps its
+    bytes); epoch ``e > 0`` adds ``/e<e>`` to the hashed text, a string no epoch-0 input can
+    give, so no (seed, epoch) pair shares a stream with another.
+    """
     blob = f"{int(seed)}/{int(step)}/{int(stream)}".encode()
+    if epoch:
+        blob += f"/e{int(epoch)}".encode()
     return np.uint64(int.from_bytes(hashlib.blake2b(blob, digest_size=8, person=b"maskpipe-seed").digest(), "little"))
 
 

@@ -56,6 +56,10 @@ class SinkSpec:
         done: shards reused from an earlier run (write tasks skip their rows).
         run_id: the run's identity (config hash, input fingerprint, key id): records of other
             runs are never reused.
+        epochs: copies of every sample (``epochs: K``). Epoch ``e``'s copies fill shards
+            ``e * S .. e * S + S - 1`` (``S`` = :attr:`shards_per_epoch`), laid out like epoch
+            0's; their rows are numbered from ``e * S * shard_samples`` (:attr:`epoch_stride`),
+            so a row's number alone says its shard.
     """
 
     uri: str
@@ -66,13 +70,29 @@ class SinkSpec:
     schema: CounterSchema = CounterSchema()
     done: frozenset = frozenset()
     run_id: str = ""
+    epochs: int = 1
+
+    @property
+    def shards_per_epoch(self) -> int:
+        return -(-self.n_rows // self.shard_samples)
 
     @property
     def n_shards(self) -> int:
-        return -(-self.n_rows // self.shard_samples)
+        return self.epochs * self.shards_per_epoch
+
+    @property
+    def epoch_stride(self) -> int:
+        """Row numbers between one epoch's copy of a row and the next epoch's."""
+        return self.shards_per_epoch * self.shard_samples
+
+    def epoch_of(self, j: int) -> int:
+        """The epoch whose copies shard ``j`` holds."""
+        return j // max(1, self.shards_per_epoch)
 
     def shard_rows(self, j: int) -> tuple[int, int]:
-        return j * self.shard_samples, min((j + 1) * self.shard_samples, self.n_rows)
+        e, local = divmod(j, max(1, self.shards_per_epoch))
+        base = e * self.epoch_stride
+        return base + local * self.shard_samples, base + min((local + 1) * self.shard_samples, self.n_rows)
 
 
 def file_stat(store: OutputStore, rel: str) -> tuple[int, int] | None:
@@ -115,7 +135,7 @@ class _Piece:
                 self.f.write(chunk)
                 self.sha.update(chunk)
                 self.nbytes += int(offs[-1] - offs[0])
-        self.tally.add_block(t, self.spec.schema)
+        self.tally.add_block(t, self.spec.schema, self.spec.epoch_of(self.shard))
         self.members.add_block(t)
         self.next += t.num_rows
 

@@ -7,6 +7,8 @@ worker state), so tallies of any runs of rows add up in any order to the same to
 ``step:<i>:masked``, ``step:<i>:total``      what mask step ``i`` counts per sample
                                              (:attr:`MaskerConfig.COUNTS`), summed
 ``step:<i>:samples_without_positions``       samples where step ``i`` had nothing to mask
+``step:<i>:epoch:<e>:masked``, ...           the same counts of epoch ``e``'s copies alone
+                                             (``epochs: K``; one set per epoch, K=1 too)
 ``privacy:<name>``                           the privacy step's counters
                                              (:meth:`PrivacyConfig.counter_names`:
                                              ``field.<column>.<action>``, ``scan.<column>.<entity>``)
@@ -14,6 +16,11 @@ worker state), so tallies of any runs of rows add up in any order to the same to
 
 Each step also keeps a histogram of its per-sample ratios (``step:<i>``: :data:`HIST_BINS`
 integer bins). Ratios are computed once, in :func:`stats_json`.
+
+A processed batch does not say which epoch its rows belong to: the shard does (every shard holds
+one epoch's copies), so the sink tells :meth:`Tally.add_block` the epoch. Only epoch 0's copies
+count bad records, quarantine lines and keys: an input record is bad, quarantined and keyed
+once, however many copies of it are written.
 
 Example:
     >>> from maskpipe.config import PipelineConfig
@@ -44,6 +51,11 @@ def privacy_counter(name: str) -> str:
     return f"privacy:{name}"
 
 
+def epoch_counter(index: int, epoch: int, what: str) -> str:
+    """The name of mask step ``index``'s counter ``what`` over epoch ``epoch``'s copies."""
+    return f"step:{index}:epoch:{epoch}:{what}"
+
+
 def row_column(counter: str) -> str:
     """The column of the processed batch that carries ``counter`` per row."""
     return ROW_PREFIX + counter
@@ -58,9 +70,13 @@ class StepInfo:
     field: str
     target_ratio: float | None
     counts: tuple[str, ...] = ("masked", "total")
+    epoch_targets: tuple[float | None, ...] = (None,)
 
     def counter(self, what: str) -> str:
         return step_counter(self.index, what)
+
+    def epoch_counter(self, epoch: int, what: str) -> str:
+        return epoch_counter(self.index, epoch, what)
 
     @property
     def hist(self) -> str:
@@ -74,20 +90,31 @@ class CounterSchema:
     Args:
         steps: one :class:`StepInfo` per mask step, in config order.
         privacy: the privacy step's counter names, in its order.
+        epochs: copies written per sample (``epochs: K``).
     """
 
     steps: tuple[StepInfo, ...] = ()
     privacy: tuple[str, ...] = ()
+    epochs: int = 1
 
     @classmethod
     def of(cls, cfg) -> "CounterSchema":
-        """From a :class:`~maskpipe.config.PipelineConfig`, without building any step."""
+        """From a :class:`~maskpipe.config.PipelineConfig`, without building any step.
+
+        A step whose target is a ratio schedule aims at the schedule's value in each epoch and
+        at their mean overall (every epoch holds the same samples, so the same totals).
+        """
+        from maskpipe.maskers.schedule import mean_value, value_at
+
+        k = cfg.epochs
         steps = []
         for i, m in enumerate(cfg.masks):
             t = m.target()
-            steps.append(StepInfo(i, m.kind, t.field, t.target_ratio, tuple(m.COUNTS)))
+            per_epoch = tuple(None if t.target_ratio is None else round(value_at(t.target_ratio, e, k), 6)
+                              for e in range(k))
+            steps.append(StepInfo(i, m.kind, t.field, mean_value(t.target_ratio, k), tuple(m.COUNTS), per_epoch))
         privacy = tuple(cfg.privacy.counter_names()) if cfg.privacy is not None else ()
-        return cls(tuple(steps), privacy)
+        return cls(tuple(steps), privacy, k)
 
     def row_counters(self) -> list[str]:
         """Counters the processor reports per row (each a column, see :func:`row_column`)."""
@@ -95,7 +122,8 @@ class CounterSchema:
 
     def counters(self) -> list[str]:
         """Every counter of a :class:`Tally`."""
-        return self.row_counters() + [s.counter("samples_without_positions") for s in self.steps]
+        return (self.row_counters() + [s.counter("samples_without_positions") for s in self.steps]
+                + [s.epoch_counter(e, c) for s in self.steps for e in range(self.epochs) for c in s.counts])
 
 
 @dataclass
@@ -118,14 +146,19 @@ class Tally:
     def zero(cls, schema: CounterSchema) -> "Tally":
         return cls({c: 0 for c in schema.counters()}, {s.hist: [0] * HIST_BINS for s in schema.steps})
 
-    def add_block(self, t: pa.Table, schema: CounterSchema) -> None:
-        """Count a processed batch (its ``__bad`` / ``__<counter>`` columns)."""
+    def add_block(self, t: pa.Table, schema: CounterSchema, epoch: int = 0) -> None:
+        """Count a processed batch (its ``__bad`` / ``__<counter>`` columns) of epoch ``epoch``'s
+        copies."""
         self.rows += t.num_rows
         bad = t.column("__bad")
         good = pc.is_null(bad).to_numpy(zero_copy_only=False)
         self.samples += int(good.sum())
         for c in schema.row_counters():
             self.counters[c] += int(np.asarray(t.column(row_column(c)).to_numpy()).sum())
+        for s in schema.steps:
+            for what in s.counts:
+                self.counters[s.epoch_counter(epoch, what)] += int(
+                    np.asarray(t.column(row_column(s.counter(what))).to_numpy()).sum())
         for s in schema.steps:
             m = t.column(row_column(s.counter("masked"))).to_numpy()[good]
             tt = t.column(row_column(s.counter("total"))).to_numpy()[good]
@@ -134,6 +167,8 @@ class Tally:
             b = np.minimum(m[has] * HIST_BINS // tt[has], HIST_BINS - 1)
             counts = np.bincount(b, minlength=HIST_BINS)
             self.hists[s.hist] = [a + int(c) for a, c in zip(self.hists[s.hist], counts)]
+        if epoch:  # bad records, quarantine and keys: once per input record (epoch 0's copies)
+            return
         if not good.all():
             idx = np.flatnonzero(~good)
             rows = t.column("__row").to_numpy()[idx]
@@ -206,6 +241,7 @@ def stats_json(schema: CounterSchema, total: Tally, *, policy: str, rows_in: int
             "histogram": {"edges": [round(k / HIST_BINS, 4) for k in range(HIST_BINS + 1)],
                           "counts": total.hists.get(s.hist, [0] * HIST_BINS)},
             "samples_without_positions": c.get(s.counter("samples_without_positions"), 0),
+            "epochs": [_epoch_entry(s, e, c) for e in range(schema.epochs)],
         })
         # a kind's further counts (``unk`` and ``tokens`` for the tokenising kinds), as declared
         steps[-1].update({what: c.get(s.counter(what), 0) for what in s.counts if what not in ("masked", "total")})
@@ -226,3 +262,11 @@ def stats_json(schema: CounterSchema, total: Tally, *, policy: str, rows_in: int
         "steps": steps,
         "privacy": section,
     }
+
+
+def _epoch_entry(s: StepInfo, e: int, c: dict[str, int]) -> dict:
+    """One ``steps[i].epochs`` entry of stats.json."""
+    masked, tot = c.get(s.epoch_counter(e, "masked"), 0), c.get(s.epoch_counter(e, "total"), 0)
+    target = s.epoch_targets[e] if e < len(s.epoch_targets) else s.target_ratio
+    return {"epoch": e, "target_ratio": target, "masked": masked, "total": tot,
+            "realized_ratio": round(masked / tot, 6) if tot else None}

@@ -3,8 +3,8 @@
 For each ``pipelines/*.yaml`` this makes its data (the command in the YAML's ``# Data:`` line,
 skipped when the data folder already holds that generator's output), runs the pipeline into a
 scratch folder and takes the sha256 of every published file: shards, ``manifest.json``,
-``stats.json`` and ``quarantine.jsonl`` (bookkeeping under ``.maskpipe/`` is private and not
-compared). The demo is also run from JSONL and CSV copies of its input, so all text readers are
+``stats.json``, ``masks.json`` and ``quarantine.jsonl`` (bookkeeping under ``.maskpipe/`` is
+private and not compared). The demo is also run from JSONL and CSV copies of its input, so all text readers are
 covered.
 
     python scripts/golden.py --record      # writes scripts/golden.json
@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "scripts" / "golden.json"
 KEY = "golden-test-key-not-secret"
-PUBLIC = re.compile(r"^(?:[^/]+\.tar|manifest\.json|stats\.json|quarantine\.jsonl|wids\.json)$")
+PUBLIC = re.compile(r"^(?:[^/]+\.tar|manifest\.json|stats\.json|masks\.json|quarantine\.jsonl|wids\.json)$")
 
 
 def data_command(yaml_path: Path) -> list[str] | None:

@@ -248,6 +248,8 @@ def test_driver_learns_counter_names_without_building_steps(ray_local, demo_data
     assert sorted(rec["counters"]) == sorted(
         [f"step:{i}:{w}" for i in (0, 1) for w in ("masked", "total", "samples_without_positions")]
         + ["step:0:unk", "step:0:tokens"]     # mlm tokenises: it counts [UNK] and all tokens too
+        + [f"step:{i}:epoch:0:{w}" for i in (0, 1) for w in ("masked", "total")]
+        + ["step:0:epoch:0:unk", "step:0:epoch:0:tokens"]   # epoch counters repeat every declared count
         + ["privacy:scan.body.email", "privacy:scan.body.phone"])
     assert rec["counters"]["step:1:total"] == 250 * 32     # features: every entry of every sample
 

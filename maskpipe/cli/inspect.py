@@ -53,6 +53,10 @@ def inspect(
         for st in out.stats.get("steps", []):
             lines.append(f"  [{st['index']}] {st['kind']} {st['field']}: realized {st['realized_ratio']} "
                          f"(target {st['target_ratio']})")
+            epochs = st.get("epochs") or []
+            if len(epochs) > 1:   # an epochs: K run: each copy's own ratio
+                lines.append("      " + ", ".join(f"epoch {e['epoch']} {e['realized_ratio']} (target {e['target_ratio']})"
+                                                  for e in epochs))
         typer.echo("\n".join(lines))
         if not chosen:
             return

@@ -28,7 +28,7 @@ from maskpipe.io.fs import filesystem, is_s3
 META = ".maskpipe"
 # what a finished run publishes beside its shards (manifest.json last); `maskpipe report` may add
 # report.html. resume.clear removes these, audit accepts them.
-PUBLISHED = ("manifest.json", "stats.json", "quarantine.jsonl", "wids.json")
+PUBLISHED = ("manifest.json", "stats.json", "quarantine.jsonl", "masks.json", "wids.json")
 TMP_SUFFIX = ".partial"
 
 

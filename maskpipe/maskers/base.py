@@ -1,6 +1,7 @@
 """What every masker shares: the result type, ragged-array helpers and mask selection."""
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -11,6 +12,7 @@ import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
 from maskpipe import rng
+from maskpipe.maskers.schedule import Schedule, value_at
 
 
 @dataclass(frozen=True)
@@ -19,11 +21,13 @@ class StepTarget:
 
     Attributes:
         field: the column shown as the step's ``field``.
-        target_ratio: the expected ``masked / total`` (None where it is not known up front).
+        target_ratio: the expected ``masked / total`` (None where it is not known up front), or
+            the step's ratio :class:`~maskpipe.maskers.schedule.Schedule` (then each epoch
+            aims at the schedule's value, see :mod:`maskpipe.stats`).
     """
 
     field: str
-    target_ratio: float | None
+    target_ratio: float | Schedule | None
 
 
 class MaskerConfig(BaseModel):
@@ -106,15 +110,54 @@ def unk_counts(ids: np.ndarray, lengths: np.ndarray, unk: int | None) -> dict[st
 
 class Masker:
     """A frozen config plus resources loaded once; ``apply`` is a pure function of the batch
-    and the per-sample key hashes."""
+    and the per-sample key hashes.
+
+    A masker masks one epoch's copy (``epoch`` of ``epochs``, default 0 of 1): its randomness is
+    keyed by the epoch (:meth:`sseed`) and a scheduled ratio takes the epoch's value
+    (:meth:`rate`). :meth:`at_epoch` gives the masker of another epoch, sharing the resources.
+    """
 
     kind: ClassVar[str]
     Config: ClassVar[type[MaskerConfig]]
+    epoch: int = 0
+    epochs: int = 1
 
     def __init__(self, cfg: MaskerConfig, index: int, seed: int):
         self.cfg = cfg
         self.index = index
         self.seed = seed
+
+    def at_epoch(self, epoch: int, epochs: int) -> "Masker":
+        """This masker for copy ``epoch`` of ``epochs`` (a shallow copy: tokenizers and tables
+        loaded once are shared)."""
+        other = copy.copy(self)
+        other.epoch, other.epochs = int(epoch), int(epochs)
+        return other
+
+    def rate(self, ratio: float | Schedule) -> float:
+        """A ratio key's value for this masker's epoch (a number is the same every epoch)."""
+        return value_at(ratio, self.epoch, self.epochs)
+
+    # -- online re-masking (maskpipe.stream(..., remask=True), see maskpipe/streaming/remask/) --
+    @classmethod
+    def resolve(cls, cfg: MaskerConfig) -> dict:
+        """What :meth:`restore` needs besides the config, as JSON (published in ``masks.json``):
+        whatever the kind reads from files (a tokenizer's mask id, special ids, ...), so the
+        reader rebuilds the masker without them. Most kinds need nothing."""
+        return {}
+
+    @classmethod
+    def remask_problem(cls, cfg: MaskerConfig, resolved: dict) -> str | None:
+        """Why this step's input cannot be rebuilt from its output (None: it can)."""
+        return None
+
+    @classmethod
+    def restore(cls, cfg: MaskerConfig, index: int, seed: int, resolved: dict) -> "Masker":
+        """The masker of step ``index`` rebuilt from its config and :meth:`resolve`'s record, on
+        the CPU (bit-identical to the GPU path), without reading any file."""
+        if "gpu" in type(cfg).model_fields and getattr(cfg, "gpu"):
+            cfg = cfg.model_copy(update={"gpu": False})
+        return cls(cfg, index, seed)
 
     @classmethod
     def preflight(cls, cfg: MaskerConfig) -> list[str]:
@@ -125,7 +168,17 @@ class Masker:
         raise NotImplementedError
 
     def sseed(self, stream: int) -> np.uint64:
-        return rng.stream_seed(self.seed, self.index, stream)
+        """The seed of one named stream of this step and epoch (:func:`maskpipe.rng.stream_seed`)."""
+        return rng.stream_seed(self.seed, self.index, stream, self.epoch)
+
+
+def needs_original(cfg: MaskerConfig) -> str | None:
+    """:meth:`Masker.remask_problem` of the kinds that overwrite their input in place: they can
+    be re-masked only when they also wrote it unmasked (``keep_original``)."""
+    if getattr(cfg, "keep_original", False):
+        return None
+    return ("it overwrites its input in place and was written without keep_original; "
+            "set keep_original: true in the pipeline to re-mask it online")
 
 
 def column(table: pa.Table, name: str, yaml_key: str) -> pa.Array:

@@ -11,7 +11,9 @@ from pydantic import Field
 from maskpipe import rng
 from maskpipe.errors import InputError
 from maskpipe.maskers.backends import GpuOption, NumpyOps, backend
-from maskpipe.maskers.base import Masker, MaskResult, StepTarget, column, list_array, positions_in_row, ragged, set_column
+from maskpipe.maskers.base import (Masker, MaskResult, StepTarget, column, list_array, needs_original, positions_in_row,
+                                   ragged, set_column)
+from maskpipe.maskers.schedule import UnitRatio
 
 
 class FeaturesConfig(GpuOption):
@@ -19,7 +21,7 @@ class FeaturesConfig(GpuOption):
 
     Args:
         field: a list / fixed-size-list column of numbers.
-        ratio: share of entries masked (alpha), 0..1.
+        ratio: share of entries masked (alpha), 0..1, or a schedule over the epochs.
         fill: value written where masked (``X * M`` with fill 0 is the classic input mask).
         sampling: ``exact`` (default: floor(ratio*n + u) entries per sample, unbiased) or
             ``bernoulli`` (each entry independently).
@@ -35,7 +37,7 @@ class FeaturesConfig(GpuOption):
 
     kind: Literal["features"]
     field: str = Field(min_length=1)
-    ratio: float = Field(ge=0.0, le=1.0)
+    ratio: UnitRatio
     fill: float = 0.0
     sampling: Literal["exact", "bernoulli"] = "exact"
     keep_original: bool = False
@@ -51,6 +53,10 @@ class FeaturesMasker(Masker):
 
     kind = "features"
     Config = FeaturesConfig
+
+    @classmethod
+    def remask_problem(cls, cfg, resolved: dict) -> str | None:
+        return needs_original(cfg)
 
     def __init__(self, cfg: FeaturesConfig, index: int, seed: int):
         super().__init__(cfg, index, seed)
@@ -81,7 +87,7 @@ class FeaturesMasker(Masker):
             bad[np.unique(row_id[nonfinite])] = True
         pos = positions_in_row(lengths)
         xp = self.xp if values.dtype != object else NumpyOps()
-        mask = xp.select(row_id, pos, key_hash, cfg.ratio, cfg.sampling,
+        mask = xp.select(row_id, pos, key_hash, self.rate(cfg.ratio), cfg.sampling,
                          self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
         fill = xp.fill_like(cfg.fill, values) if values.dtype != object else cfg.fill
         masked_values = xp.get(xp.where(mask, fill, xp.put(values)))

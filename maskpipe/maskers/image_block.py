@@ -12,6 +12,7 @@ from maskpipe.maskers.backends import GpuOption, backend
 from maskpipe.maskers.base import Masker, MaskResult, StepTarget, list_array, set_column
 from maskpipe.maskers.images import Grid, check_fill, fill_pixels, masked_columns, read_images, rectangles
 from maskpipe.maskers.ndarray import shape_list
+from maskpipe.maskers.schedule import UnitRatio
 
 STREAM_AREA = 30
 STREAM_ASPECT = 31
@@ -38,7 +39,7 @@ class ImageBlockConfig(GpuOption):
         field: an encoded image column (PNG, JPEG, ... decoded with Pillow) or a numeric list column
             of ``H * W * C`` values in C order (then set ``shape``).
         patch_size: patch side in pixels (BEiT: 16, a 14 x 14 grid at 224 px).
-        ratio: share of patches masked (BEiT: 0.4, 75 of 196).
+        ratio: share of patches masked (BEiT: 0.4, 75 of 196), or a schedule over the epochs.
         min_block / max_block: patches per block (BEiT: 16 and no cap).
         min_aspect / max_aspect: block height/width bounds (BEiT: 0.3 and 1 / 0.3).
         fill: value written into masked pixels, or ``mean`` (the image's per-channel mean).
@@ -65,7 +66,7 @@ class ImageBlockConfig(GpuOption):
     kind: Literal["image_block"]
     field: str = Field(min_length=1)
     patch_size: int = Field(16, gt=0)
-    ratio: float = Field(0.4, ge=0.0, le=1.0)
+    ratio: UnitRatio = 0.4
     min_block: int = Field(16, gt=0)
     max_block: int | None = Field(None, gt=0)
     min_aspect: float = Field(0.3, gt=0.0)
@@ -115,7 +116,7 @@ class ImageBlockMasker(Masker):
         grid = Grid.build(xp, gh, gw)
         n_p = grid.counts
         u_row = rng.uniform(key_hash, np.zeros(n, dtype=np.int64), self.sseed(rng.STREAM_ROW))
-        k = np.minimum(np.floor(cfg.ratio * n_p + u_row).astype(np.int64), n_p)
+        k = np.minimum(np.floor(self.rate(cfg.ratio) * n_p + u_row).astype(np.int64), n_p)
         count = np.zeros(n, dtype=np.int64)
         mask = xp.zeros(int(n_p.sum()), dtype=bool)
         for r in range(MAX_ROUNDS):

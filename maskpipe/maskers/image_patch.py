@@ -14,6 +14,7 @@ from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, StepTarget,
                                    select, set_column)
 from maskpipe.maskers.images import check_fill, decode
 from maskpipe.maskers.ndarray import shape_list
+from maskpipe.maskers.schedule import UnitRatio
 
 
 class ImagePatchConfig(MaskerConfig):
@@ -25,7 +26,7 @@ class ImagePatchConfig(MaskerConfig):
         field: an encoded image column (bytes: PNG, JPEG, ... decoded with Pillow) or a numeric
             list column holding ``H * W * C`` values in C order (then set ``shape``).
         patch_size: patch side in pixels (ViT/MAE: 16).
-        ratio: share of patches masked (MAE: 0.75).
+        ratio: share of patches masked (MAE: 0.75), or a schedule over the epochs.
         fill: value written into masked pixels, or ``mean`` (the image's per-channel mean).
         sampling: ``exact`` (default: floor(ratio*n + u) patches per image) or ``bernoulli``.
         shape: ``[H, W, C]`` of a numeric image field; not used for encoded images.
@@ -42,7 +43,7 @@ class ImagePatchConfig(MaskerConfig):
     kind: Literal["image_patch"]
     field: str = Field(min_length=1)
     patch_size: int = Field(16, gt=0)
-    ratio: float = Field(0.75, ge=0.0, le=1.0)
+    ratio: UnitRatio = 0.75
     fill: float | Literal["mean"] = 0.0
     sampling: Literal["exact", "bernoulli"] = "exact"
     shape: list[int] | None = Field(None, min_length=3, max_length=3)
@@ -111,7 +112,7 @@ class ImagePatchMasker(Masker):
         n = len(n_patches)
         row_id = np.repeat(np.arange(n, dtype=np.int64), n_patches)
         pos = positions_in_row(n_patches)
-        args = (self.cfg.ratio, self.cfg.sampling, self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
+        args = (self.rate(self.cfg.ratio), self.cfg.sampling, self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
         if self.device is not None:
             return select_torch(row_id, pos, key_hash, *args, device=self.device)
         return select(row_id, pos, np.ones(len(row_id), dtype=bool), key_hash, *args)

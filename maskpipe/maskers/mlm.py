@@ -16,6 +16,7 @@ from maskpipe import rng
 from maskpipe.errors import InputError
 from maskpipe.maskers.base import (TOKEN_COUNTS, Masker, MaskerConfig, MaskResult, StepTarget, column, flat_values,
                                    isin_ids, list_array, positions_in_row, select, set_column, uniform_below, unk_counts)
+from maskpipe.maskers.schedule import PositiveRatio
 
 
 class MlmConfig(MaskerConfig):
@@ -23,7 +24,8 @@ class MlmConfig(MaskerConfig):
 
     Args:
         field: a text column (needs ``tokenizer``) or a list-of-int token id column.
-        ratio: share of (non-special) tokens selected for prediction (default 0.15).
+        ratio: share of (non-special) tokens selected for prediction (default 0.15), or a
+            schedule over the epochs (:mod:`maskpipe.maskers.schedule`).
         mask_prob / random_prob: of the selected tokens, the share replaced by the mask token
             and by a random token; the rest keep their id (BERT: 0.8 / 0.1 / 0.1).
         tokenizer: path to a local HF ``tokenizer.json`` (relative to the YAML file).
@@ -42,7 +44,7 @@ class MlmConfig(MaskerConfig):
 
     kind: Literal["mlm"]
     field: str = Field(min_length=1)
-    ratio: float = Field(0.15, gt=0.0, le=1.0)
+    ratio: PositiveRatio = 0.15
     mask_prob: float = Field(0.8, ge=0.0, le=1.0)
     random_prob: float = Field(0.1, ge=0.0, le=1.0)
     tokenizer: str | None = None
@@ -121,6 +123,25 @@ class MlmMasker(Masker):
             return [f"mask_token: '{cfg.mask_token}' is not in the tokenizer's vocabulary; set mask_token or mask_id"]
         return []
 
+    @classmethod
+    def resolve(cls, cfg: MlmConfig) -> dict:
+        """The mask id, vocabulary size and never-masked ids the masker uses (from the tokenizer
+        when there is one)."""
+        m = cls(cfg, 0, 0)
+        return {"mask_id": int(m.mask_id), "vocab_size": int(m.vocab_size), "special_ids": [int(i) for i in m.special],
+                "unk_id": m.unk_id}
+
+    @classmethod
+    def restore(cls, cfg: MlmConfig, index: int, seed: int, resolved: dict) -> "MlmMasker":
+        """A masker of token-id input without the tokenizer (ids come from the step's output)."""
+        m = cls.__new__(cls)
+        Masker.__init__(m, cfg, index, seed)
+        m._tok = None
+        m.mask_id, m.vocab_size = int(resolved["mask_id"]), int(resolved["vocab_size"])
+        m.special = np.array(resolved["special_ids"], dtype=np.int64)
+        m.unk_id = resolved.get("unk_id")
+        return m
+
     def _tokenise(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         texts = arr.to_pylist()
         texts = ["" if t is None else t for t in texts]
@@ -167,11 +188,11 @@ class MlmMasker(Masker):
         if len(self.special):
             special |= isin_ids(ids, self.special)
         if cfg.sampling == "bernoulli":
-            selected = uniform_below(key_hash, lengths, self.sseed(rng.STREAM_SELECT), cfg.ratio)
+            selected = uniform_below(key_hash, lengths, self.sseed(rng.STREAM_SELECT), self.rate(cfg.ratio))
             selected &= ~special
         else:
             row_id = np.repeat(np.arange(n, dtype=np.int64), lengths)
-            selected = select(row_id, positions_in_row(lengths), ~special, key_hash, cfg.ratio, cfg.sampling,
+            selected = select(row_id, positions_in_row(lengths), ~special, key_hash, self.rate(cfg.ratio), cfg.sampling,
                               self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
         # the replacement draws are needed at selected positions only (~ratio of the tokens)
         ends = np.cumsum(lengths)

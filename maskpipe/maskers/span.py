@@ -11,6 +11,7 @@ from maskpipe import rng
 from maskpipe.maskers.base import (TOKEN_COUNTS, Masker, MaskerConfig, MaskResult, StepTarget, list_array, positions_in_row,
                                    set_column, unk_counts)
 from maskpipe.maskers.mlm import MlmConfig, MlmMasker, load_tokenizer
+from maskpipe.maskers.schedule import OpenRatio
 from maskpipe.maskers.tokens import rank_within_rows, read_tokens, take_smallest, tokenizer_special_ids
 
 # Streams of their own (rng's named streams 0-3 belong to mlm/features semantics).
@@ -29,7 +30,8 @@ class SpanConfig(MaskerConfig):
 
     Args:
         field: a text column (needs ``tokenizer``) or a list-of-int token id column.
-        noise_density: share of tokens inside spans (default 0.15).
+        noise_density: share of tokens inside spans (default 0.15), or a schedule over the
+            epochs (:mod:`maskpipe.maskers.schedule`).
         mean_span_length: average span length in tokens (default 3.0).
         tokenizer: path to a local HF ``tokenizer.json`` (relative to the YAML file).
         sentinel_start_id: id of the first sentinel; later ones count down
@@ -58,7 +60,7 @@ class SpanConfig(MaskerConfig):
 
     kind: Literal["span"]
     field: str = Field(min_length=1)
-    noise_density: float = Field(0.15, gt=0.0, lt=1.0)
+    noise_density: OpenRatio = 0.15
     mean_span_length: float = Field(3.0, ge=1.0)
     tokenizer: str | None = None
     sentinel_start_id: int | None = Field(None, ge=0)
@@ -155,6 +157,24 @@ class SpanMasker(Masker):
                     f"({tok.get_vocab_size(with_added_tokens=True)}) or use the tokenizer's sentinel tokens"]
         return []
 
+    @classmethod
+    def resolve(cls, cfg: SpanConfig) -> dict:
+        """The sentinel ids in order and the never-masked ids (from the tokenizer when there is one)."""
+        m = cls(cfg, 0, 0)
+        return {"sentinels": [int(i) for i in m.sentinels], "special_ids": [int(i) for i in m.special],
+                "unk_id": m.unk_id}
+
+    @classmethod
+    def restore(cls, cfg: SpanConfig, index: int, seed: int, resolved: dict) -> "SpanMasker":
+        """A masker of token-id input without the tokenizer (ids come from the step's output)."""
+        m = cls.__new__(cls)
+        Masker.__init__(m, cfg, index, seed)
+        m._tok = None
+        m.special = np.array(resolved["special_ids"], dtype=np.int64)
+        m.sentinels = np.array(resolved["sentinels"], dtype=np.int64)
+        m.unk_id = resolved.get("unk_id")
+        return m
+
     def noise_mask(self, eligible: np.ndarray, lengths: np.ndarray, key_hash: np.ndarray) -> np.ndarray:
         """The T5 noise mask over a batch's flat tokens (only eligible tokens can be noise)."""
         cfg = self.cfg
@@ -168,7 +188,7 @@ class SpanMasker(Masker):
         prev_elig &= positions_in_row(lengths) != 0
         segments = np.bincount(row_id[eligible & ~prev_elig], minlength=n).astype(np.int64)
         room = len(self.sentinels) - np.maximum(segments - 1, 0)
-        n_noise = np.clip(np.rint(L * cfg.noise_density).astype(np.int64), 1, np.maximum(L - 1, 1))
+        n_noise = np.clip(np.rint(L * self.rate(cfg.noise_density)).astype(np.int64), 1, np.maximum(L - 1, 1))
         n_noise[(L < 2) | (room < 1)] = 0
         n_keep = L - n_noise
         spans = np.maximum(np.rint(n_noise / cfg.mean_span_length).astype(np.int64), 1)

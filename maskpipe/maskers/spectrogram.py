@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from maskpipe.errors import InputError
 from maskpipe.maskers.backends import GpuOption, backend
 from maskpipe.maskers.bands import bands, expected_cover
-from maskpipe.maskers.base import Masker, MaskResult, StepTarget, column, list_array, ragged, set_column
+from maskpipe.maskers.base import Masker, MaskResult, StepTarget, column, list_array, needs_original, ragged, set_column
 from maskpipe.maskers.ndarray import shape_list
 
 STREAM_TIME_WIDTH = 20
@@ -97,6 +97,10 @@ class SpectrogramMasker(Masker):
 
     kind = "spectrogram"
     Config = SpectrogramConfig
+
+    @classmethod
+    def remask_problem(cls, cfg, resolved: dict) -> str | None:
+        return needs_original(cfg)
 
     def __init__(self, cfg: SpectrogramConfig, index: int, seed: int):
         super().__init__(cfg, index, seed)

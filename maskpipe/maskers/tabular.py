@@ -10,7 +10,9 @@ from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, select, set_column
+from maskpipe.maskers.base import (Masker, MaskerConfig, MaskResult, StepTarget, column, list_array, needs_original, select,
+                                   set_column)
+from maskpipe.maskers.schedule import UnitRatio
 
 Scalar = Union[bool, int, float, str, None]
 
@@ -22,7 +24,7 @@ class TabularConfig(MaskerConfig):
         fields: the scalar columns that may be masked, in the order of the mask vector.
         ratio: share of the listed columns masked per sample. With ``exact`` sampling a sample
             gets ``floor(ratio * k + u)`` masked columns (``k`` listed, ``u`` uniform per sample),
-            so the expected count is exactly ``ratio * k``.
+            so the expected count is exactly ``ratio * k``. A number or a schedule over the epochs.
         fill: replacement value per column; columns not named here become null (their member is
             then absent from the sample, and the mask says why).
         name: the mask vector is written as ``<name>.mask``; stats show ``name`` as the step's field.
@@ -41,7 +43,7 @@ class TabularConfig(MaskerConfig):
 
     kind: Literal["tabular"]
     fields: list[str] = Field(min_length=1)
-    ratio: float = Field(ge=0.0, le=1.0)
+    ratio: UnitRatio
     fill: dict[str, Scalar] = Field(default_factory=dict)
     name: str = Field("tabular", min_length=1)
     sampling: Literal["exact", "bernoulli"] = "exact"
@@ -77,6 +79,10 @@ class TabularMasker(Masker):
     kind = "tabular"
     Config = TabularConfig
 
+    @classmethod
+    def remask_problem(cls, cfg, resolved: dict) -> str | None:
+        return needs_original(cfg)
+
     def apply(self, table: pa.Table, key_hash: np.ndarray) -> MaskResult:
         cfg = self.cfg
         n = table.num_rows
@@ -90,7 +96,7 @@ class TabularMasker(Masker):
             cols.append(col)
         row_id = np.repeat(np.arange(n, dtype=np.int64), k)
         pos = np.tile(np.arange(k, dtype=np.int64), n)
-        mask = select(row_id, pos, np.ones(n * k, dtype=bool), key_hash, cfg.ratio, cfg.sampling,
+        mask = select(row_id, pos, np.ones(n * k, dtype=bool), key_hash, self.rate(cfg.ratio), cfg.sampling,
                       self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n).reshape(n, k)
         out = table
         if cfg.keep_original:

@@ -77,7 +77,7 @@ def read_tokens(table: pa.Table, field: str, index: int, tok, max_length: int | 
             lengths = np.minimum(lengths, max_length)
         out = Tokens(ids, lengths, np.zeros(len(ids), dtype=bool), bad=bad)
         if words:
-            if tok is None:
+            if tok is None and continuation is None:
                 raise InputError(f"masks.{index}.tokenizer: whole-word masking of token ids needs the WordPiece "
                                  "tokenizer that produced them (word boundaries come from its '##' prefix)")
             cont = continuation() if continuation is not None else continuation_table(tok)

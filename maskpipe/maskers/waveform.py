@@ -11,7 +11,7 @@ from pydantic import Field
 from maskpipe.errors import InputError
 from maskpipe.maskers.backends import GpuOption, backend
 from maskpipe.maskers.bands import bands
-from maskpipe.maskers.base import Masker, MaskResult, StepTarget, column, list_array, ragged, set_column
+from maskpipe.maskers.base import Masker, MaskResult, StepTarget, column, list_array, needs_original, ragged, set_column
 from maskpipe.maskers.images import is_encoded
 
 STREAM_WIDTH = 50
@@ -72,6 +72,10 @@ class WaveformMasker(Masker):
 
     kind = "waveform"
     Config = WaveformConfig
+
+    @classmethod
+    def remask_problem(cls, cfg, resolved: dict) -> str | None:
+        return needs_original(cfg)
 
     def __init__(self, cfg: WaveformConfig, index: int, seed: int):
         super().__init__(cfg, index, seed)

@@ -9,7 +9,7 @@ from pydantic import model_validator
 
 from maskpipe import rng
 from maskpipe.maskers.base import MaskResult, list_array, positions_in_row, select, set_column, unk_counts
-from maskpipe.maskers.mlm import MlmConfig, MlmMasker
+from maskpipe.maskers.mlm import MlmConfig, MlmMasker, load_tokenizer
 from maskpipe.maskers.tokens import continuation_table, mlm_replace, rank_within_rows, read_tokens, word_starts
 
 
@@ -22,7 +22,7 @@ class WholeWordConfig(MlmConfig):
 
     Args:
         field: a text column, or a list-of-int column of WordPiece ids.
-        ratio: share of (non-special) words selected (default 0.15).
+        ratio: share of (non-special) words selected (default 0.15), or a schedule.
         mask_prob / random_prob: of the selected tokens, the share replaced by the mask token and
             by a random token; the rest keep their id (BERT: 0.8 / 0.1 / 0.1).
         tokenizer: path to a local HF ``tokenizer.json``; required. Words come from
@@ -55,6 +55,32 @@ class WholeWordMasker(MlmMasker):
         super().__init__(cfg, index, seed)
         self._cont: np.ndarray | None = None
 
+    @classmethod
+    def resolve(cls, cfg: WholeWordConfig) -> dict:
+        """mlm's record plus the ids of the word-continuing tokens (WordPiece's ``##`` prefix)
+        and the tokenizer model's type: re-masking reads words from the ``##`` prefix, which is
+        what ``Encoding.word_ids`` gives for a WordPiece tokenizer."""
+        out = super().resolve(cfg)
+        tok = load_tokenizer(cfg.tokenizer, cfg.max_length)
+        out["model"] = type(tok.model).__name__
+        out["continuation_ids"] = [int(i) for i in np.flatnonzero(continuation_table(tok))]
+        return out
+
+    @classmethod
+    def remask_problem(cls, cfg: WholeWordConfig, resolved: dict) -> str | None:
+        if resolved.get("model") != "WordPiece":
+            return ("its tokenizer is not WordPiece, so the words of its token ids cannot be told apart "
+                    "from the ids alone")
+        return None
+
+    @classmethod
+    def restore(cls, cfg: WholeWordConfig, index: int, seed: int, resolved: dict) -> "WholeWordMasker":
+        m = super().restore(cfg, index, seed, resolved)
+        cont = np.asarray(resolved["continuation_ids"], dtype=np.int64)
+        m._cont = np.zeros(int(cont.max()) + 1 if len(cont) else 0, dtype=bool)
+        m._cont[cont] = True
+        return m
+
     def _continuation(self) -> np.ndarray:
         """The tokenizer's ``##`` table, built on first need (token-id input only) and kept."""
         if self._cont is None:
@@ -77,7 +103,7 @@ class WholeWordMasker(MlmMasker):
         word_of_token = np.cumsum(start, dtype=np.int64) - 1
         w_row = row_id[start]
         w_pos = rank_within_rows(start, lengths)[start]
-        w_sel = select(w_row, w_pos, np.ones(len(w_row), dtype=bool), key_hash, cfg.ratio, cfg.sampling,
+        w_sel = select(w_row, w_pos, np.ones(len(w_row), dtype=bool), key_hash, self.rate(cfg.ratio), cfg.sampling,
                        self.sseed(rng.STREAM_SELECT), self.sseed(rng.STREAM_ROW), n)
         selected = ~special & (word_of_token >= 0)
         selected[selected] = w_sel[word_of_token[selected]]

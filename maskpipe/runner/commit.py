@@ -3,7 +3,7 @@
 In order: shards split across write tasks are joined from their parts; every shard's tally is
 added (records the decision reused plus records the write tasks returned: none is read again);
 keys are checked unique (:mod:`~maskpipe.runner.keycheck`); the bad-record share is checked;
-then ``stats.json``, ``quarantine.jsonl``, ``wids.json`` and, last, ``manifest.json`` are published.
+then ``stats.json``, ``quarantine.jsonl``, ``masks.json``, ``wids.json`` and, last, ``manifest.json`` are published.
 
 The manifest's content is :func:`build_manifest` (the one place that says what a manifest holds);
 :func:`write_manifest` publishes it.
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from maskpipe import __version__
 from maskpipe.errors import BadRecordsError, OutputError
 from maskpipe.io.store import META, OutputStore
+from maskpipe.maskers.record import MASKS_NAME, masks_record
 from maskpipe.runner.decide import Decision
 from maskpipe.runner.keycheck import check_unique_keys
 from maskpipe.sink import assemble, shard_name
@@ -98,8 +99,8 @@ def build_manifest(d: Decision, records: list[dict]) -> dict:
     No timestamps or host names: the manifest is byte-identical across reruns. New manifest
     fields go here.
     """
-    shards = [{"path": r["path"], "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"]}
-              for r in records]
+    shards = [{"path": r["path"], "samples": r["samples"], "bytes": r["bytes"], "sha256": r["sha256"],
+               "epoch": d.spec.epoch_of(r["shard"])} for r in records]
     return {
         "format": "maskpipe/1",
         "name": d.cfg.name,
@@ -112,6 +113,7 @@ def build_manifest(d: Decision, records: list[dict]) -> dict:
                    "bytes": sum(s["bytes"] for s in shards)},
         "stats": "stats.json",
         **trainer_facts(d, records),
+        "masks": MASKS_NAME,
     }
 
 
@@ -168,6 +170,7 @@ def commit(d: Decision, returns: list[dict]) -> dict:
     store.write_bytes("stats.json", (json.dumps(stats, indent=1) + "\n").encode())
     if cfg.execution.on_error == "quarantine":
         store.write_bytes("quarantine.jsonl", _quarantine_lines(d, total))
+    store.write_bytes(MASKS_NAME, (json.dumps(masks_record(cfg), indent=1, sort_keys=True) + "\n").encode())
     store.write_bytes("wids.json", (json.dumps(wids_descriptor(d, records), indent=1) + "\n").encode())
     write_manifest(store, build_manifest(d, records))
     store.delete_dir(f"{META}/parts")

@@ -178,11 +178,13 @@ def _effective_shard_samples(cfg: PipelineConfig, plan: Plan, store_endpoint: st
 
 
 def _unit_done(u: Unit, spec: SinkSpec, done: set[int]) -> bool:
+    """Every shard the unit's rows go to is reused: each epoch's copy of them (``epochs: K``)."""
     if u.n_rows == 0:
         return True
     first = u.row_start // spec.shard_samples
     last = (u.row_start + u.n_rows - 1) // spec.shard_samples
-    return all(j in done for j in range(first, last + 1))
+    per = spec.shards_per_epoch
+    return all(e * per + j in done for e in range(spec.epochs) for j in range(first, last + 1))
 
 
 def decide(cfg: PipelineConfig, store: OutputStore, fmt: str, files: list[str], identity: RunIdentity,
@@ -208,7 +210,7 @@ def decide(cfg: PipelineConfig, store: OutputStore, fmt: str, files: list[str], 
     shard_samples = _effective_shard_samples(cfg, plan, endpoint)
     plan = plan.recut(shard_samples)  # units for the capped size, without reading the input again
     spec = SinkSpec(store.uri, endpoint, cfg.name, plan.n_rows, shard_samples, CounterSchema.of(cfg),
-                    run_id=identity.run_id)
+                    run_id=identity.run_id, epochs=cfg.epochs)
     # from here on shards may be published: record whose they are (before the first one)
     store.write_json(f"{META}/run.json", identity.state(cfg.name))
     reused = reusable_shards(store, spec, verify)

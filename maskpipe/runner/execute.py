@@ -258,7 +258,7 @@ def _run_dataset(d: "Decision", start: RayStart, debug: bool) -> list[dict]:
 
     cfg, plan, spec = d.cfg, d.plan, d.spec
     _quiet_ray_data(debug)
-    job = ProcessJob.of(cfg, plan.display_files, plan.fmt)
+    job = ProcessJob.of(cfg, plan.display_files, plan.fmt, spec.epoch_stride if cfg.epochs > 1 else 0)
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     start.await_warm_workers()
     source, n_tasks = _datasource(plan, d.units, cfg, d.endpoint, spec.shard_samples, cpus)

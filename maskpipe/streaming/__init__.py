@@ -36,6 +36,8 @@ def stream(
     fields: Sequence[str] | None = None,
     even: bool | None = None,
     shuffle_buffer: int = 1000,
+    remask: bool = False,
+    epochs: int | None = None,
 ) -> "StreamDataset":
     """Open a maskpipe output as a ``torch.utils.data.IterableDataset`` of decoded samples.
 
@@ -53,7 +55,8 @@ def stream(
             ``accelerate``-prepared DataLoader pass ``rank=0, world_size=1``: accelerate reads
             on rank 0 and sends each rank its part of every batch (docs/training.md).
         shuffle: Shuffle shard order and samples within windows of ``shuffle_buffer``.
-        seed, epoch: Key the shuffle by a hash of both; change the epoch with ``set_epoch``.
+        seed, epoch: Key the shuffle by a hash of both; change the epoch with ``set_epoch``. An
+            output written with ``epochs: K`` yields epoch ``epoch mod K``'s masked copies.
         verify: Check each shard's sha256 against the manifest before reading it (reads the shard
             twice). Sizes and sample counts are always checked.
         fields: Only decode and return these member fields (names as in the manifest's
@@ -64,6 +67,10 @@ def stream(
             ``world_size > 1``. ``False``: every sample is yielded exactly once per epoch and ranks
             differ by at most one sample (and may differ by one batch).
         shuffle_buffer: Window size of the sample shuffle; a reader holds one window.
+        remask: Apply the current epoch's masks in the loader (online re-masking, see
+            docs/training.md): the samples equal those an offline ``epochs: K`` run writes for
+            that epoch. Needs the output's ``masks.json``.
+        epochs: With ``remask``, the K of ratio schedules (default: the run's ``epochs``).
 
     Returns:
         A ``StreamDataset`` with ``set_epoch``, ``state_dict``/``load_state_dict``,
@@ -81,4 +88,5 @@ def stream(
     from maskpipe.streaming.dataset import StreamDataset  # imports torch
 
     return StreamDataset(source, rank=rank, world_size=world_size, shuffle=shuffle, seed=seed, epoch=epoch,
-                         verify=verify, fields=fields, even=even, shuffle_buffer=shuffle_buffer)
+                         verify=verify, fields=fields, even=even, shuffle_buffer=shuffle_buffer, remask=remask,
+                         epochs=epochs)

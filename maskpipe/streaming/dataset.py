@@ -18,6 +18,7 @@ from maskpipe.streaming.errors import StreamError
 from maskpipe.streaming.loader import StreamLoader
 from maskpipe.streaming.manifest import check_fields
 from maskpipe.streaming.order import is_int
+from maskpipe.streaming.remask import remask_hook
 from maskpipe.streaming.shards import Cursor, ShardSet
 
 
@@ -52,7 +53,7 @@ class StreamDataset(IterableDataset):
     """
 
     def __init__(self, source, *, rank=None, world_size=None, shuffle=True, seed=0, epoch=0, verify=False,
-                 fields=None, even=None, shuffle_buffer=1000):
+                 fields=None, even=None, shuffle_buffer=1000, remask=False, epochs=None):
         if (rank is None) != (world_size is None):
             raise StreamError("stream: pass both rank and world_size, or neither (then "
                               "torch.distributed decides)")
@@ -67,6 +68,7 @@ class StreamDataset(IterableDataset):
                 raise StreamError(f"stream: {name} must be an int >= 0, got {value!r}")
         self._shards = ShardSet(os.fspath(source), verify)
         self.fields = check_fields(fields, self._shards.manifest.fields, self._shards.manifest_path)
+        self._remask = remask_hook(self._shards, remask, epochs)   # online re-masking (streaming/remask/)
         self.manifest = self._shards.manifest.raw
         self.rank, self.world_size = rank, world_size
         self.shuffle, self.seed, self.epoch = bool(shuffle), int(seed), int(epoch)
@@ -162,6 +164,8 @@ class StreamDataset(IterableDataset):
         lo, hi = self._worker_bounds(workers)[logical]
         per_item = 1 if self._batch is None else self._batch[0]
         items: Iterator[Any] = self._samples(epoch, min(hi, lo + skip_items * per_item), hi)
+        if self._remask is not None:
+            items = self._remask.samples(items, epoch, self.fields)
         if self._batch is not None:
             items = order.batches(items, *self._batch)
         if info is not None:
@@ -221,8 +225,9 @@ class StreamDataset(IterableDataset):
         """Decoded samples at positions [lo, hi) of the epoch's shuffled sequence."""
         if lo >= hi:
             return
-        shards = self._shards
-        cursor = Cursor(shards, *order.shard_order(shards.counts, self.shuffle, self.seed, epoch), self.fields)
+        shards = self._shards.for_epoch(epoch)   # an epochs: K output: epoch (epoch mod K)'s copies
+        cursor = Cursor(shards, *order.shard_order(shards.counts, self.shuffle, self.seed, epoch),
+                        self._remask.read_fields(self.fields) if self._remask else self.fields)
         try:
             if not self.shuffle:
                 for pos in range(lo, hi):

@@ -21,11 +21,19 @@ class Manifest:
         shards: (relative path, samples, bytes, sha256) per shard, in manifest order.
         fields: the member fields the output holds, when the manifest lists them.
         raw: the manifest as read.
+        epochs: the epoch whose copies each shard holds (``epochs: K`` runs; 0 for every shard of
+            a manifest without ``epoch`` entries).
     """
 
     shards: tuple[tuple[str, int, int, str], ...]
     fields: list[str] | None
     raw: dict
+    epochs: tuple[int, ...] = ()
+
+    @property
+    def n_epochs(self) -> int:
+        """K: the copies of every sample the output holds."""
+        return max(self.epochs, default=0) + 1
 
 
 def locate(source: str) -> tuple[str, str, bool]:
@@ -65,7 +73,7 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
     if not isinstance(shards, list):
         problems.append("'shards' must be a list")
         shards = []
-    parsed = []
+    parsed, epochs = [], []
     for i, entry in enumerate(shards):
         where_i = f"shards[{i}]"
         if not isinstance(entry, dict):
@@ -81,7 +89,14 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             problems.append(f"{where_i}.bytes must be an int >= 0")
         if not isinstance(sha, str) or len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
             problems.append(f"{where_i}.sha256 must be 64 lowercase hex digits")
+        epoch = entry.get("epoch", 0)
+        if not is_int(epoch) or epoch < 0:
+            problems.append(f"{where_i}.epoch must be an int >= 0")
+            epoch = 0
         parsed.append((path, samples, nbytes, sha))
+        epochs.append(int(epoch))
+    if epochs and set(epochs) != set(range(max(epochs) + 1)):
+        problems.append(f"shards hold epochs {sorted(set(epochs))}; expected every epoch from 0 to {max(epochs)}")
     fields = raw.get("fields")
     if fields is not None:
         # entries are objects with a "name" (docs/format.md); plain names are read too
@@ -92,7 +107,7 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             fields = names
     if problems:
         raise StreamError(f"{where}: invalid manifest: " + "; ".join(problems))
-    return Manifest(tuple(parsed), fields, raw)
+    return Manifest(tuple(parsed), fields, raw, tuple(epochs))
 
 
 def check_fields(fields, known, where) -> frozenset[str] | None:

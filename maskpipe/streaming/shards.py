@@ -6,6 +6,7 @@ Decoding never unpickles: ``.npy`` -> numpy array (object arrays refused), ``.tx
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 import json
@@ -28,7 +29,8 @@ _GONE = ("the output is incomplete, the path is wrong, or a run is overwriting i
 
 
 class ShardSet:
-    """The shards a manifest lists.
+    """The shards a manifest lists: those of one epoch's copies (``epochs: K`` outputs hold K
+    copies of every sample, one epoch's per shard; :meth:`for_epoch`). Built on epoch 0's.
 
     Args:
         source: the output folder or its manifest; local or ``s3://``.
@@ -42,9 +44,30 @@ class ShardSet:
         # its parent's (the only state kept; dropped when pickled).
         self._fs: tuple[int, Any] | None = None
         self.manifest = parse_manifest(self.read_bytes(self.manifest_path), self.manifest_path)
-        self.entries = self.manifest.shards
+        self.fingerprint = hashlib.sha256(json.dumps(self.manifest.shards, separators=(",", ":")).encode()).hexdigest()[:16]
+        self.epochs = self.manifest.n_epochs
+        self.epoch = -1
+        self._select(0)
+        totals = {int(self.for_epoch(e).counts.sum()) for e in range(self.epochs)}
+        if len(totals) > 1:
+            raise ShardError(f"{self.manifest_path}: its epochs hold different numbers of samples; "
+                             "the output is not one run's, re-run the pipeline")
+
+    def _select(self, epoch: int) -> None:
+        of = self.manifest.epochs or (0,) * len(self.manifest.shards)
+        self.entries = tuple(s for s, e in zip(self.manifest.shards, of) if e == epoch)
         self.counts = np.array([s[1] for s in self.entries], dtype=np.int64)
-        self.fingerprint = hashlib.sha256(json.dumps(self.entries, separators=(",", ":")).encode()).hexdigest()[:16]
+        self.epoch = epoch
+
+    def for_epoch(self, epoch: int) -> "ShardSet":
+        """The shards of epoch ``epoch``'s copies (``epoch mod K``: a K-epoch output repeats its
+        copies after K epochs), sharing this set's filesystem client."""
+        k = int(epoch) % self.epochs
+        if k == self.epoch:
+            return self
+        view = copy.copy(self)
+        view._select(k)
+        return view
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
