@@ -11,6 +11,8 @@ import typer
 from maskpipe import __version__
 from maskpipe.cli.common import app
 from maskpipe.cli import inspect, run, validate  # noqa: F401  (each registers its command)
+from maskpipe.cli import plan  # noqa: F401
+from maskpipe.cli import schema  # noqa: F401
 
 
 @app.command()

@@ -36,6 +36,7 @@ def stream(
     fields: Sequence[str] | None = None,
     even: bool = False,
     shuffle_buffer: int = 1000,
+    generation: int | None = None,
 ) -> "StreamDataset":
     """Open a maskpipe output as a ``torch.utils.data.IterableDataset`` of decoded samples.
 
@@ -59,6 +60,9 @@ def stream(
             ``total % world_size`` samples of the epoch's order (for DDP lockstep). Off: every
             sample is yielded exactly once per epoch and ranks differ by at most one sample.
         shuffle_buffer: Window size of the sample shuffle; a reader holds one window.
+        generation: For an output grown by ``maskpipe run --incremental``: read it as
+            generation ``generation`` left it (the shards of generations 1 to ``generation``).
+            None (default): the latest generation, every shard the manifest lists.
 
     Returns:
         A ``StreamDataset`` with ``set_epoch``, ``state_dict``/``load_state_dict``,
@@ -76,4 +80,5 @@ def stream(
     from maskpipe.streaming.dataset import StreamDataset  # imports torch
 
     return StreamDataset(source, rank=rank, world_size=world_size, shuffle=shuffle, seed=seed, epoch=epoch,
-                         verify=verify, fields=fields, even=even, shuffle_buffer=shuffle_buffer)
+                         verify=verify, fields=fields, even=even, shuffle_buffer=shuffle_buffer,
+                         generation=generation)
