@@ -20,6 +20,7 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 
@@ -108,6 +109,96 @@ def _mask_defs(schema: dict) -> list[dict]:
     items = items.get("items") or next(a["items"] for a in items["anyOf"] if "items" in a)
     refs = [o["$ref"].split("/")[-1] for o in items["oneOf"]]
     return [schema["$defs"][r] for r in refs]
+
+
+@functools.lru_cache(maxsize=1)   # explicit cache: the schema is a function of the code alone (no key)
+def _cached_schema() -> dict:
+    return pipeline_schema()
+
+
+_JSON_TYPES = {
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer()),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "boolean": lambda v: isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "null": lambda v: v is None,
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+def yaml_type(v) -> str:
+    """The JSON Schema type name of a YAML value (for messages: never the value itself)."""
+    return next((t for t, ok in _JSON_TYPES.items() if t != "integer" and ok(v)), type(v).__name__)
+
+
+def type_problems(data) -> list[tuple[list, str, str]]:
+    """(YAML path, expected type, YAML type) of every value whose type the schema refuses.
+
+    pydantic would coerce some of them (``seed: yes`` -> 1, ``ratio: "0.2"`` -> 0.2);
+    :func:`maskpipe.config.load_config` reports them instead, so that a config the schema
+    rejects is rejected by ``maskpipe validate`` too. Only types are checked here: ranges,
+    enums and required keys are pydantic's (the same constraints as the schema's)."""
+    schema = _cached_schema()
+    out: list[tuple[list, str, str]] = []
+    _walk(data, schema, schema["$defs"], [], out)
+    return out
+
+
+def _walk(value, node: dict, defs: dict, path: list, out: list) -> bool:
+    """Check ``value`` against ``node``; appends problems unless ``out`` is None; True when fine."""
+    while "$ref" in node:
+        node = defs[node["$ref"].split("/")[-1]]
+    options = node.get("anyOf") or node.get("oneOf")
+    if options:
+        disc = node.get("discriminator")
+        if disc and isinstance(value, dict) and value.get(disc["propertyName"]) in disc["mapping"]:
+            return _walk(value, defs[disc["mapping"][value[disc["propertyName"]]].split("/")[-1]], defs, path, out)
+        if any(_walk(value, o, defs, path, None) for o in options):
+            return True
+        typed = [o for o in options if _type_ok(value, o, defs)]
+        if typed and out is not None:   # the right kind of value, wrong inside: say where inside
+            _walk(value, typed[0], defs, path, out)
+        elif out is not None:
+            want = " or ".join(sorted({_type_name(o, defs) for o in options} - {""}))
+            out.append((path, want, yaml_type(value)))
+        return False
+    want = node.get("type")
+    if want and not _JSON_TYPES[want](value):
+        if out is not None:
+            out.append((path, want, yaml_type(value)))
+        return False
+    if "const" in node or "enum" in node:
+        return True   # which value it is: pydantic's check
+    ok = True
+    if isinstance(value, dict):
+        props, extra = node.get("properties", {}), node.get("additionalProperties")
+        for k, v in value.items():
+            sub = props.get(k, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                ok = _walk(v, sub, defs, path + [k], out) and ok
+    elif isinstance(value, list):
+        prefix, items = node.get("prefixItems", []), node.get("items")
+        for i, v in enumerate(value):
+            sub = prefix[i] if i < len(prefix) else items if isinstance(items, dict) else None
+            if sub is not None:
+                ok = _walk(v, sub, defs, path + [i], out) and ok
+    return ok
+
+
+def _type_ok(value, node: dict, defs: dict) -> bool:
+    while "$ref" in node:
+        node = defs[node["$ref"].split("/")[-1]]
+    want = node.get("type")
+    return bool(want) and _JSON_TYPES[want](value)
+
+
+def _type_name(node: dict, defs: dict) -> str:
+    while "$ref" in node:
+        node = defs[node["$ref"].split("/")[-1]]
+    if "const" in node:
+        return repr(node["const"]).lower() if isinstance(node["const"], bool) else "a fixed value"
+    return node.get("type", "")
 
 
 def pipeline_schema() -> dict:

@@ -185,7 +185,9 @@ def commit(d: Decision, returns: list[dict]) -> dict:
 
 def write_runlog(store: OutputStore, records: list[dict]) -> None:
     """The run's event records (:mod:`maskpipe.logs`, the same as ``--log-format json`` prints),
-    one JSON object a line, in ``.maskpipe/runlog/<UTC time>-<pid>.jsonl`` (timings: never in the
+    one JSON object a line, in ``.maskpipe/runlog/<UTC time, microseconds>-<pid>.jsonl`` (timings: never in the
     manifest)."""
     body = "".join(json.dumps(r) + "\n" for r in records).encode()
-    store.write_bytes(f"{META}/runlog/{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}.jsonl", body)
+    t = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}"  # two runs a second
+    store.write_bytes(f"{META}/runlog/{stamp}-{os.getpid()}.jsonl", body)

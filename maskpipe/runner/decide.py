@@ -254,6 +254,9 @@ def next_generation(cfg: PipelineConfig, store: OutputStore, listing: InputListi
     if problem:
         raise InputError(f"input.path: {problem}; restore the file, or pass --overwrite to rebuild every "
                          "generation from the current input")
+    for g in earlier:   # messages and quarantine.jsonl name the files where they are now
+        for f in g.files:
+            f["display"] = listing.by_name[f["name"]].display
     published = list((manifest or {}).get("shards", []))
     for s in published:
         if store.size(s["path"]) != s["bytes"]:
