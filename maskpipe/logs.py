@@ -42,10 +42,12 @@ class EventLog:
 
     Args:
         logger: where records go (the CLI's handler prints them).
+        bar: a progress bar may be drawn on a terminal (False when stderr carries JSON lines).
     """
 
-    def __init__(self, logger: logging.Logger = LOGGER):
+    def __init__(self, logger: logging.Logger = LOGGER, bar: bool = True):
         self.logger = logger
+        self.bar = bar
         self.records: list[dict] = []
 
     def emit(self, event: str, text: str = "", level: int = logging.INFO, **fields: Any) -> dict:

@@ -52,9 +52,11 @@ def run(
     try:
         from maskpipe.config import load_config
         from maskpipe.engine import run as run_
+        from maskpipe.logs import EventLog
 
         cfg = load_config(pipeline, set_ or [])
-        res = run_(cfg, overwrite=overwrite, debug=debug, verify=verify, incremental=incremental)
+        res = run_(cfg, overwrite=overwrite, debug=debug, verify=verify, incremental=incremental,
+                   events=EventLog(bar=log_format == "text"))
     except BaseException as e:  # noqa: BLE001 - every failure is one line (or record) and an exit code
         if isinstance(e, (SystemExit, typer.Exit)):
             raise

@@ -55,6 +55,7 @@ def dry_run(cfg: PipelineConfig, overwrite: bool = False, verify: bool = False, 
         if not nxt.files:
             report.update(action="noop", note=f"no new input since generation {nxt.number - 1}; nothing would be "
                           "written", input={"files": [], "rows": 0, "bytes": 0}, shards=[],
+                          shard_samples=nxt.shard_samples,
                           totals={"shards": nxt.first_shard, "write": 0, "reuse": 0},
                           estimate={"write_bytes": 0, "total_bytes": report["earlier"]["bytes"], "basis": "published"})
             return report
@@ -206,7 +207,7 @@ def render_text(r: dict) -> str:
         lines.append(f"earlier  {e['generations']} generation(s): {e['files']} file(s), {e['shards']} shard(s), "
                      f"{_size(e['bytes'])} (kept as they are)")
     t = r["totals"]
-    lines.append(f"shards   {len(r['shards'])} planned of {r.get('shard_samples', 0):,} rows: {t['write']} to write, "
+    lines.append(f"shards   {len(r['shards'])} planned of {r.get('shard_samples') or 0:,} rows: {t['write']} to write, "
                  f"{t['reuse']} reused")
     for s in r["shards"][:TEXT_ROWS]:
         a, b = s["rows"]

@@ -19,8 +19,9 @@ log = logging.getLogger("maskpipe")
 
 class Progress:
     """A bar on a terminal, a plain line every ``LOG_EVERY`` seconds otherwise (scheduled jobs,
-    CI logs); with an event log (``--log-format json``) ``progress`` records instead of lines,
-    and a ``shard`` record per shard this run publishes.
+    CI logs); with an event log, the lines are ``progress`` records (printed as lines, or as
+    JSON with ``--log-format json``, which never gets a bar) and every shard this run publishes
+    gets a ``shard`` record.
 
     It polls the shard records the sinks publish (a record means a finished shard), so it costs
     one listing of ``.maskpipe/shards`` per tick and never touches the workers.
@@ -38,9 +39,9 @@ class Progress:
 
     def __init__(self, store, spec: SinkSpec, mode: str, total_rows: int, events=None):
         self.store, self.spec, self.total_rows, self.events = store, spec, total_rows, events
-        tty = sys.stderr.isatty()
-        self.mode = ("bar" if tty and events is None else "log") if mode == "auto" else mode
-        if events is not None and self.mode == "bar":
+        bar_ok = events is None or events.bar   # no bar among JSON lines
+        self.mode = ("bar" if sys.stderr.isatty() and bar_ok else "log") if mode == "auto" else mode
+        if self.mode == "bar" and not bar_ok:
             self.mode = "log"
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -127,6 +128,7 @@ class Progress:
         bar.start()
         try:
             while not self.stop.wait(2.0 if self.store.s3 else 0.5):
+                self.report_shards()
                 shards, _, rate, eta = self.status()
                 bar.update(task, completed=shards, rate=f"{rate:,.0f} rows/s", eta=hms(eta))
         finally:
