@@ -145,6 +145,12 @@ def type_problems(data) -> list[tuple[list, str, str]]:
     return out
 
 
+def type_messages(data, where) -> list[str]:
+    """:func:`type_problems` as config problems; ``where(path)`` gives ``file:line`` or ``--set key``."""
+    return [f"{where(path)}: {'.'.join(str(p) for p in path)}: expected {want}, the YAML value is {got}; write it "
+            f"as a YAML {want} (a quoted number is a string)" for path, want, got in type_problems(data)]
+
+
 def _walk(value, node: dict, defs: dict, path: list, out: list) -> bool:
     """Check ``value`` against ``node``; appends problems unless ``out`` is None; True when fine."""
     while "$ref" in node:
