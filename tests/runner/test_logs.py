@@ -50,12 +50,12 @@ def test_json_format_prints_every_record_as_one_line_and_other_logs_as_log_recor
     events = EventLog()
     events.emit("start", output="/o", generation=2)
     events.emit("progress", "progress: 1/2 shards", logging.WARNING, shards_done=1)
-    logging.getLogger("ray.data").warning("a library line\nwith a second line")
+    logging.getLogger("somelib").warning("a library line\nwith a second line")
     LOGGER.error("%s", "", extra={"maskpipe_event": error_record("input.path: gone", 3, "InputError")})
     lines = [json.loads(x) for x in stderr.getvalue().splitlines()]
     assert [x["event"] for x in lines] == ["start", "progress", "log", "error"]
     assert lines[0]["generation"] == 2 and lines[1]["shards_done"] == 1
-    assert lines[2] == {"event": "log", "time": lines[2]["time"], "level": "warning", "logger": "ray.data",
+    assert lines[2] == {"event": "log", "time": lines[2]["time"], "level": "warning", "logger": "somelib",
                         "message": "a library line"}
     assert lines[3]["exit_code"] == 3 and lines[3]["message"] == "input.path: gone"
     assert [r["event"] for r in events.records] == ["start", "progress"]
