@@ -34,11 +34,13 @@ def validate(path, overrides=None):
     return load_config(path, overrides)
 
 
-def run(config, overrides=None, overwrite: bool = False, debug: bool = False, verify: bool = False):
-    """Run a pipeline (see :func:`maskpipe.engine.run`)."""
+def run(config, overrides=None, overwrite: bool = False, debug: bool = False, verify: bool = False,
+        incremental: bool = False):
+    """Run a pipeline (see :func:`maskpipe.engine.run`); ``incremental`` adds the new input
+    files as a new generation."""
     from maskpipe.engine import run as _run
 
-    return _run(config, overrides=overrides, overwrite=overwrite, debug=debug, verify=verify)
+    return _run(config, overrides=overrides, overwrite=overwrite, debug=debug, verify=verify, incremental=incremental)
 
 
 __all__ = ["__version__", "run", "validate", "load_config", "stream", "StreamLoader", "collate_mlm", "collate_sft", "pad_collate",

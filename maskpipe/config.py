@@ -445,6 +445,9 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None,
         cfg = PipelineConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(problems + _format_errors(err, data, source, lines, frozenset(overridden))) from None
+    from maskpipe.config_schema import type_messages  # what pydantic would coerce (`seed: yes`): the schema's types
+
+    problems += type_messages(data, lambda path: _where(path, source, lines, frozenset(overridden)))
     for i, m in enumerate(cfg.masks):
         problems += [f"{source}:{lines.get(('masks', i), '?')}: masks.{i}.{p}" for p in MASKERS[m.kind].preflight(m)]
     if cfg.privacy is not None:

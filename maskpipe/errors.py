@@ -3,6 +3,10 @@
 Messages name the file, line or YAML key and say how to fix the problem. They never contain a
 data value: library messages that may echo data (pyarrow's CSV errors, Ray's block errors) are
 replaced by a reason code before they reach a user.
+
+Exit codes (docs/operations.md, "Exit codes"): each class's ``exit_code``; :data:`INTERNAL` for
+anything unexpected; ``128 + signal`` for an :class:`Interrupted` run. :func:`describe` gives
+(code, class name, one-line message) for any exception, so the text and JSON logs agree.
 """
 from __future__ import annotations
 
@@ -99,3 +103,38 @@ def os_hint(e: BaseException, output: bool = True) -> str:
     if denied:
         return "give this user (and the Ray workers) read access to the files the pipeline names"
     return "check the path and the storage, then rerun"
+
+
+INTERNAL = 1   # an unexpected exception (a bug), or the Ray job failed: a rerun resumes
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal: SIGINT (Ctrl-C) or SIGTERM (a scheduler stopping the
+    task). A ``KeyboardInterrupt``, so no ``except Exception`` swallows it; exits ``128 + signal``
+    (130, 143). Finished shards are kept and a rerun resumes."""
+
+    def __init__(self, signum: int = 2):
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def describe(e: BaseException) -> tuple[int, str, str]:
+    """(exit code, error class name, message) of an exception as the CLI reports it."""
+    if isinstance(e, MaskpipeError):
+        return e.exit_code, type(e).__name__, str(e)
+    if isinstance(e, KeyboardInterrupt):
+        import signal
+
+        signum = getattr(e, "signum", 2)
+        what = "interrupted" if signum == signal.SIGINT else f"interrupted ({signal.Signals(signum).name})"
+        return 128 + signum, "Interrupted", f"{what}; finished shards are kept and a rerun resumes"
+    if isinstance(e, OSError):
+        # an operating-system error nothing mapped says what it means, never its message (a
+        # library may have filled it with data)
+        where = f"{e.filename}: " if isinstance(e.filename, str) else ""
+        return INTERNAL, "OSError", f"{where}{os_reason(e)}; {os_hint(e, output=False)} (--debug shows the traceback)"
+    if isinstance(e, MemoryError):
+        return (INTERNAL, "MemoryError",
+                "out of memory; lower execution.parallelism or execution.batch_size, or use a larger machine")
+    return INTERNAL, "InternalError", f"unexpected {type(e).__name__}; rerun with --debug"

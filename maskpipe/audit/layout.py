@@ -2,7 +2,7 @@
 
 An output holds its manifest's shards, ``manifest.json``, ``stats.json``,
 ``quarantine.jsonl``, ``wids.json``, ``report.html`` and bookkeeping under ``.maskpipe/`` (``run.json``,
-``lock``, ``runlog/*.json``, and ``shards/<shard>.json`` / ``.keys.npy`` for the listed
+``lock``, ``runlog/*.jsonl``, ``generations/<g>.json``, and ``shards/<shard>.json`` / ``.keys.npy`` for the listed
 shards). Anything else is reported (``unlisted``): a leftover temp file, a part of an
 interrupted run, a file someone copied in. Every non-shard file is scanned line by line: text
 ones for PII (whatever ``--fields`` says: it selects shard members), all for canaries.
@@ -20,7 +20,7 @@ from maskpipe.audit.scan import Options, Scanner
 from maskpipe.io.store import PUBLISHED
 
 PUBLIC = PUBLISHED + ("report.html",)
-BOOKKEEPING = re.compile(r"^\.maskpipe/(?:run\.json|lock|runlog/[^/]+\.json)$")
+BOOKKEEPING = re.compile(r"^\.maskpipe/(?:run\.json|lock|runlog/[^/]+\.jsonl|generations/\d{6}\.json)$")
 RECORD = re.compile(r"^\.maskpipe/shards/(.+?)(?:\.keys\.npy|\.json)$")
 READ_CHUNK = 8 << 20
 

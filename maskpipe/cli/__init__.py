@@ -10,7 +10,7 @@ import typer
 
 from maskpipe import __version__
 from maskpipe.cli.common import app
-from maskpipe.cli import audit, inspect, preview, report, run, tokenizer, validate  # noqa: F401  (each registers its command)
+from maskpipe.cli import audit, inspect, plan, preview, report, run, schema, tokenizer, validate  # noqa: F401  (each registers its command)
 
 
 @app.command()

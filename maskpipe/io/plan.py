@@ -52,6 +52,9 @@ class Plan:
         options: the format options planning used (reading uses the same).
         key: the ``input.key`` column, or None.
         endpoint: the S3 endpoint override.
+        first_row: the global index of the plan's first row (0; an incremental generation
+            starts at its first shard times the shard size, so shard ``row // shard_samples``
+            continues the output's numbering).
     """
 
     fmt: str
@@ -68,10 +71,11 @@ class Plan:
     options: FormatOptions = field(default_factory=FormatOptions)
     key: str | None = None
     endpoint: str | None = None
+    first_row: int = 0
 
     def locate(self, rows: np.ndarray) -> np.ndarray:
         """File index of each global row."""
-        starts = np.cumsum([0] + self.file_rows[:-1])
+        starts = self.first_row + np.cumsum([0] + self.file_rows[:-1])
         return np.searchsorted(starts, rows, side="right") - 1
 
     def recut(self, shard_samples: int) -> "Plan":
@@ -79,7 +83,7 @@ class Plan:
         if shard_samples == self.shard_samples:
             return self
         return dataclasses.replace(self, shard_samples=shard_samples,
-                                   units=_cut(FORMATS[self.fmt], self.file_plans, shard_samples))
+                                   units=_cut(FORMATS[self.fmt], self.file_plans, shard_samples, self.first_row))
 
     def read_spec(self, block_rows: int = 8192) -> ReadSpec:
         """What a reader needs (no units): give a read task ``spec.for_units(its_units)``."""
@@ -103,7 +107,7 @@ def list_input_files(path: str, fmt: str, endpoint: str | None) -> list[str]:
 
 def plan_input(path: str, fmt: str, shard_samples: int, endpoint: str | None, on_error: str,
                csv_delimiter: str = ",", files: list[str] | None = None, key: str | None = None,
-               max_record_bytes: int = MAX_RECORD_BYTES) -> Plan:
+               max_record_bytes: int = MAX_RECORD_BYTES, first_row: int = 0) -> Plan:
     """List and count the input; cut read units; fix the column types.
 
     Unreadable files fail the run under ``on_error: fail`` and are recorded (file-level) otherwise.
@@ -118,6 +122,8 @@ def plan_input(path: str, fmt: str, shard_samples: int, endpoint: str | None, on
         files: the file list when the caller listed it already (fs paths, sorted).
         key: the key column, checked against every file's columns here (before Ray starts).
         max_record_bytes: larger records are bad (``record_too_large``) and never held in memory.
+        first_row: the global index of the first row (a multiple of ``shard_samples``: an
+            incremental generation's rows continue after the output's last shard).
 
     Raises:
         InputError: no input files, schema drift, a missing key column, or (``on_error: fail``)
@@ -138,7 +144,7 @@ def plan_input(path: str, fmt: str, shard_samples: int, endpoint: str | None, on
     file_rows: list[int] = []
     errors: list[tuple[int, str]] = []
     schemas: list[tuple[int, pa.Schema]] = []
-    row = 0
+    row = first_row
     for i, f in enumerate(files):
         try:
             fp = impl.plan_file(fs, f, options, row, shard_samples)
@@ -162,13 +168,13 @@ def plan_input(path: str, fmt: str, shard_samples: int, endpoint: str | None, on
         file_rows.append(n)
         row += n
     unified = impl.unify(schemas, shown) if schemas else None
-    return Plan(fmt, files, shown, names, _cut(impl, file_plans, shard_samples), row, file_rows, errors, unified,
-                file_plans, shard_samples, options, key, endpoint)
+    return Plan(fmt, files, shown, names, _cut(impl, file_plans, shard_samples, first_row), row - first_row, file_rows,
+                errors, unified, file_plans, shard_samples, options, key, endpoint, first_row)
 
 
-def _cut(impl: InputFormat, file_plans: list[FilePlan | None], shard: int) -> list[Unit]:
+def _cut(impl: InputFormat, file_plans: list[FilePlan | None], shard: int, first_row: int = 0) -> list[Unit]:
     units: list[Unit] = []
-    row = 0
+    row = first_row
     for i, fp in enumerate(file_plans):
         if fp is not None:
             units += impl.units(i, row, fp, shard)

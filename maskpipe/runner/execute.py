@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -170,12 +172,17 @@ def init_ray(cfg: PipelineConfig, debug: bool) -> RayStart:
         ray.init(address=cfg.execution.address, runtime_env={"env_vars": _forward_env(cfg)}, **kwargs)
         return RayStart(True)
     cpus = cfg.execution.parallelism or os.cpu_count() or 1
+    term = signal.getsignal(signal.SIGTERM)
     ray.init(address="local", num_cpus=cpus, num_gpus=None if cfg.execution.gpus else 0,
              object_store_memory=_object_store_bytes(), **kwargs)
     node_id = ray.get_runtime_context().get_node_id()
     # after a kill -9 of this process, the watcher ends the instance's agents at once (they
     # would linger for a minute or more: runner/reaper.py)
     reaper = start_reaper(node_id, _raylet_pid())
+    if callable(term) and threading.current_thread() is threading.main_thread():
+        # the embedded instance's SIGTERM handler exits 1; the CLI's own (an interruption, exit
+        # 143) stays, and the run's `finally` stops Ray's processes either way
+        signal.signal(signal.SIGTERM, term)
     # no job runtime_env here: one would make the workers Ray prestarts at init unusable
     # for this job, and each replacement worker costs ~1 s of CPU to start
     return RayStart(True, node_id, _warm_workers(cpus), reaper)

@@ -10,6 +10,11 @@ never holds more than :data:`BUCKET_ROWS` keys (24 bytes each) plus one shard's 
   and appended to one local temp file per bucket (one pass over the shards); then each bucket is
   loaded and checked alone. Rows keep their input order inside a bucket (shards are visited in
   order and every sort is stable), so the locators reported are the first two in input order.
+
+An output grown by ``--incremental`` runs is checked whole each generation, through the same
+buckets: a new file's key that an earlier generation holds is found without loading every
+generation's keys at once. Key lists store file indexes of their own generation's plan;
+``file_offset`` turns them into indexes of all generations' files together, for the message.
 """
 from __future__ import annotations
 
@@ -28,12 +33,15 @@ BUCKET_ROWS = 4 << 20     # keys held at once: 96 MiB
 MAX_BUCKETS = 512         # open temp files at once (one per bucket)
 
 
-def _load(store: OutputStore, spec: SinkSpec, j: int) -> np.ndarray:
+def _load(store: OutputStore, spec: SinkSpec, j: int, file_offset: Callable[[int], int] | None = None) -> np.ndarray:
     """Shard ``j``'s key list as rows (n, 3): hash bits (int64), file index, locator."""
     data = store.read_bytes(keys_rel(spec.name, j))
     if not data:
         return np.zeros((0, 3), dtype=np.int64)
-    return np.ascontiguousarray(np.load(io.BytesIO(data), allow_pickle=False).T)
+    rows = np.ascontiguousarray(np.load(io.BytesIO(data), allow_pickle=False).T)
+    if file_offset is not None:
+        rows[:, 1] += file_offset(j)
+    return rows
 
 
 def _first_duplicate(rows: np.ndarray) -> tuple[int, np.ndarray | None]:
@@ -51,8 +59,8 @@ def _first_duplicate(rows: np.ndarray) -> tuple[int, np.ndarray | None]:
     return n, rows[order[i:i + 2]]
 
 
-def find_duplicates(store: OutputStore, spec: SinkSpec, n_keys: int,
-                    bucket_rows: int = BUCKET_ROWS) -> tuple[int, np.ndarray | None]:
+def find_duplicates(store: OutputStore, spec: SinkSpec, n_keys: int, bucket_rows: int = BUCKET_ROWS,
+                    file_offset: Callable[[int], int] | None = None) -> tuple[int, np.ndarray | None]:
     """Count duplicate keys over every shard; returns (count, two rows of the first duplicate).
 
     Args:
@@ -60,10 +68,11 @@ def find_duplicates(store: OutputStore, spec: SinkSpec, n_keys: int,
         spec: the run's sink spec (shard names).
         n_keys: samples published in all (sizes the buckets).
         bucket_rows: most keys loaded at once.
+        file_offset: shard -> what to add to its key list's file indexes (generations).
     """
     shards = range(spec.n_shards)
     if n_keys <= bucket_rows:
-        lists = [_load(store, spec, j) for j in shards]
+        lists = [_load(store, spec, j, file_offset) for j in shards]
         return _first_duplicate(np.concatenate(lists) if lists else np.zeros((0, 3), dtype=np.int64))
     bits = min(int(np.ceil(np.log2(-(-n_keys // bucket_rows)))), int(np.log2(MAX_BUCKETS)))
     edges = (np.arange(1, 1 << bits, dtype=np.uint64) << np.uint64(64 - bits))
@@ -73,7 +82,7 @@ def find_duplicates(store: OutputStore, spec: SinkSpec, n_keys: int,
         outs = [open(p, "wb") for p in paths]
         try:
             for j in shards:
-                rows = _load(store, spec, j)
+                rows = _load(store, spec, j, file_offset)
                 cuts = np.searchsorted(rows[:, 0].view(np.uint64), edges, side="left")
                 for b, part in enumerate(np.split(rows, cuts)):
                     if len(part):
@@ -91,13 +100,14 @@ def find_duplicates(store: OutputStore, spec: SinkSpec, n_keys: int,
 
 
 def check_unique_keys(store: OutputStore, spec: SinkSpec, n_keys: int, key_col: str | None,
-                      where: Callable[[int, int], str]) -> None:
+                      where: Callable[[int, int], str], file_offset: Callable[[int], int] | None = None) -> None:
     """Raise an :class:`InputError` naming two locators (never the key) when a key repeats.
 
     Args:
         where: (file index, locator) -> ``<file> <line|row|sample> <n>`` for the message.
+        file_offset: see :func:`find_duplicates`.
     """
-    n, two = find_duplicates(store, spec, n_keys)
+    n, two = find_duplicates(store, spec, n_keys, file_offset=file_offset)
     if not n:
         return
     locs = [where(int(r[1]), int(r[2])) for r in two]

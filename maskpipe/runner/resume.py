@@ -49,17 +49,19 @@ def _listing(store: OutputStore, rel_dir: str = "") -> dict[str, tuple[int, int]
             for i in infos if i.type == pafs.FileType.File}
 
 
-def reusable_shards(store: OutputStore, spec: SinkSpec, verify: bool = False) -> dict[int, dict]:
+def reusable_shards(store: OutputStore, spec: SinkSpec, verify: bool = False, first: int = 0) -> dict[int, dict]:
     """Shards of this run published earlier whose bytes still match their record: shard -> record.
 
     Args:
         store: the output folder.
         spec: this run's sink spec (run id, shard rows).
         verify: re-hash every candidate shard instead of trusting a matching size and mtime.
+        first: the first shard this run writes (an incremental generation's; the earlier
+            generations' shards are never candidates).
     """
     meta = _listing(store, f"{META}/shards")
     files = _listing(store)
-    todo = [j for j in range(spec.n_shards) if os.path.basename(record_rel(spec.name, j)) in meta
+    todo = [j for j in range(first, spec.n_shards) if os.path.basename(record_rel(spec.name, j)) in meta
             and os.path.basename(keys_rel(spec.name, j)) in meta]
 
     def check(j: int) -> dict | None:
@@ -101,7 +103,7 @@ def clear(store: OutputStore, name: str, manifest: dict | None, state: dict | No
     for n in store.list():
         if n in PUBLISHED or n in listed or pattern.match(n):
             store.delete(n)
-    for sub in ("shards", "parts", "tmp"):
+    for sub in ("shards", "parts", "tmp", "generations"):
         store.delete_dir(f"{META}/{sub}")
     store.delete(f"{META}/run.json")
     if not store.s3:

@@ -38,6 +38,7 @@ def stream(
     shuffle_buffer: int = 1000,
     remask: bool = False,
     epochs: int | None = None,
+    generation: int | None = None,
 ) -> "StreamDataset":
     """Open a maskpipe output as a ``torch.utils.data.IterableDataset`` of decoded samples.
 
@@ -71,6 +72,9 @@ def stream(
             docs/training.md): the samples equal those an offline ``epochs: K`` run writes for
             that epoch. Needs the output's ``masks.json``.
         epochs: With ``remask``, the K of ratio schedules (default: the run's ``epochs``).
+        generation: For an output grown by ``maskpipe run --incremental``: read it as
+            generation ``generation`` left it (the shards of generations 1 to ``generation``).
+            None (default): the latest generation, every shard the manifest lists.
 
     Returns:
         A ``StreamDataset`` with ``set_epoch``, ``state_dict``/``load_state_dict``,
@@ -89,4 +93,4 @@ def stream(
 
     return StreamDataset(source, rank=rank, world_size=world_size, shuffle=shuffle, seed=seed, epoch=epoch,
                          verify=verify, fields=fields, even=even, shuffle_buffer=shuffle_buffer, remask=remask,
-                         epochs=epochs)
+                         epochs=epochs, generation=generation)

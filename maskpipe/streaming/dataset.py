@@ -53,7 +53,7 @@ class StreamDataset(IterableDataset):
     """
 
     def __init__(self, source, *, rank=None, world_size=None, shuffle=True, seed=0, epoch=0, verify=False,
-                 fields=None, even=None, shuffle_buffer=1000, remask=False, epochs=None):
+                 fields=None, even=None, shuffle_buffer=1000, remask=False, epochs=None, generation=None):
         if (rank is None) != (world_size is None):
             raise StreamError("stream: pass both rank and world_size, or neither (then "
                               "torch.distributed decides)")
@@ -66,7 +66,7 @@ class StreamDataset(IterableDataset):
         for name, value in (("seed", seed), ("epoch", epoch)):
             if not is_int(value) or value < 0:
                 raise StreamError(f"stream: {name} must be an int >= 0, got {value!r}")
-        self._shards = ShardSet(os.fspath(source), verify)
+        self._shards = ShardSet(os.fspath(source), verify, generation)
         self.fields = check_fields(fields, self._shards.manifest.fields, self._shards.manifest_path)
         self._remask = remask_hook(self._shards, remask, epochs)   # online re-masking (streaming/remask/)
         self.manifest = self._shards.manifest.raw

@@ -57,8 +57,12 @@ def fs_path(uri: str) -> str:
     return uri[len("s3://"):]
 
 
-def parse_manifest(data: bytes, where: str) -> Manifest:
-    """Check every entry (all problems reported at once)."""
+def parse_manifest(data: bytes, where: str, generation: int | None = None) -> Manifest:
+    """Check every entry (all problems reported at once).
+
+    ``generation``: keep the shards of generations ``1..generation`` only (an output grown by
+    ``--incremental`` runs, read as it was then); None: every shard (the latest generation).
+    """
     try:
         raw = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -107,7 +111,20 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             fields = names
     if problems:
         raise StreamError(f"{where}: invalid manifest: " + "; ".join(problems))
+    if generation is not None:
+        pairs = select_generation(list(zip(parsed, epochs)), shards, raw, generation, where)
+        parsed, epochs = [p for p, _ in pairs], [e for _, e in pairs]
     return Manifest(tuple(parsed), fields, raw, tuple(epochs))
+
+
+def select_generation(parsed: list, entries: list, raw: dict, generation, where: str) -> list:
+    """The items of ``parsed`` (one per entry of ``entries``) of generations ``1..generation``
+    (entries without one are generation 1)."""
+    latest = raw.get("generation", 1)
+    if not is_int(generation) or not 1 <= generation <= latest:
+        raise StreamError(f"stream: generation must be an int from 1 to {latest} (the generations {where} "
+                          f"lists), got {generation!r}")
+    return [p for p, e in zip(parsed, entries) if e.get("generation", 1) <= generation]
 
 
 def check_fields(fields, known, where) -> frozenset[str] | None:

@@ -35,15 +35,16 @@ class ShardSet:
     Args:
         source: the output folder or its manifest; local or ``s3://``.
         verify: check each shard's sha256 before reading it (sizes are always checked).
+        generation: read the output as its generation ``generation`` left it (None: latest).
     """
 
-    def __init__(self, source: str, verify: bool = False):
+    def __init__(self, source: str, verify: bool = False, generation: int | None = None):
         self.folder, self.manifest_path, self.remote = locate(source)
         self.verify = bool(verify)
         # A filesystem client, cached per process id: a forked DataLoader worker must not reuse
         # its parent's (the only state kept; dropped when pickled).
         self._fs: tuple[int, Any] | None = None
-        self.manifest = parse_manifest(self.read_bytes(self.manifest_path), self.manifest_path)
+        self.manifest = parse_manifest(self.read_bytes(self.manifest_path), self.manifest_path, generation)
         self.fingerprint = hashlib.sha256(json.dumps(self.manifest.shards, separators=(",", ":")).encode()).hexdigest()[:16]
         self.epochs = self.manifest.n_epochs
         self.epoch = -1

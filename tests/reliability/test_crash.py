@@ -154,8 +154,10 @@ def test_kill_9_at_known_points_then_resume_is_byte_identical(setup, tmp_path):
     assert published(out) == ref
     for p, ino in reused.items():  # verified shards were kept, not written again
         assert os.stat(os.path.join(out, p)).st_ino == ino
-    log = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, ".maskpipe", "runlog", "*.json")))]
-    assert log[-1]["resumed_shards"] == len(reused) == N_SHARDS - 1
+    log = [json.loads(line) for p in sorted(glob.glob(os.path.join(out, ".maskpipe", "runlog", "*.jsonl")))
+           for line in open(p)]
+    done = [r for r in log if r["event"] == "done"]
+    assert done[-1]["resumed_shards"] == len(reused) == N_SHARDS - 1
 
 
 def test_finished_rerun_writes_nothing_and_other_config_is_refused(setup):

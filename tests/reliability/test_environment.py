@@ -115,7 +115,7 @@ def test_sigterm_shuts_ray_down_and_prints_one_line(tmp_path, ray_tmp):
         p.send_signal(signal.SIGTERM)
         _, err = p.communicate(timeout=60)
         assert p.returncode == 143
-        assert err.strip() == "error: terminated (SIGTERM); finished shards are kept and a rerun resumes"
+        assert err.strip() == "error: interrupted (SIGTERM); finished shards are kept and a rerun resumes"
         assert wait_for(lambda: gone(procs), timeout=20)
     finally:
         kill_tree(p)
