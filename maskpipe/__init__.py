@@ -1,4 +1,4 @@
-"""maskpipe: reproducible, private, fast masking of fine-tuning data on Ray Data.
+"""maskpipe: reproducible, private, fast masking of fine-tuning data on Ray.
 
 Public API (everything else is private):
 

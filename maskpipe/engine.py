@@ -29,6 +29,7 @@ from maskpipe.runner.decide import Decision, decide, finished, identify, locate_
 from maskpipe.runner.execute import execute
 from maskpipe.runner.generations import InputListing
 from maskpipe.runner.progress import Progress
+from maskpipe.runner.timeline import Timeline
 
 __all__ = ["run", "RunResult"]
 
@@ -36,7 +37,7 @@ __all__ = ["run", "RunResult"]
 def run(config: PipelineConfig | str | os.PathLike, overrides: list[str] | None = None, overwrite: bool = False,
         debug: bool = False, verify: bool = False, incremental: bool = False,
         events: EventLog | None = None) -> RunResult:
-    """Run a pipeline: plan, process on Ray Data, publish shards, stats and manifest.
+    """Run a pipeline: plan, process on Ray, publish shards, stats and manifest.
 
     Rerun semantics (docs/operations.md): a finished output of the same run (config, input and
     pseudonym key) is a no-op that writes nothing; an interrupted one resumes, reusing every
@@ -115,8 +116,10 @@ def _already_done(cfg, store: OutputStore, listing: InputListing, identity, veri
 
 def _locked(cfg, store, fmt, files, identity, listing, lock, overwrite, debug, verify, incremental,
             events: EventLog, t0: float) -> RunResult:
+    timeline = Timeline(t0)
     d = decide(cfg, store, fmt, files, identity, overwrite=overwrite, verify=verify, incremental=incremental,
                listing=listing)
+    timeline.mark("decide")
     if d is None:  # incremental, and nothing new once an abandoned generation was dropped
         res = _already_done(cfg, store, listing, identity, verify, incremental, t0)
         if res is None:
@@ -136,14 +139,16 @@ def _locked(cfg, store, fmt, files, identity, listing, lock, overwrite, debug, v
     progress = Progress(store, d.spec, cfg.execution.progress, d.plan.n_rows, events)
     returns: list[dict] = []
     if d.units:
-        returns = execute(d, debug, watch=lambda: progress)
+        returns = execute(d, debug, watch=lambda: progress, timeline=timeline)
     lock.check()
     stats = commit(d, returns)
+    timeline.mark("commit")
     progress.report_shards()   # shards joined from parts at commit
     res = RunResult(store.uri, d.spec.n_shards, stats["samples"]["in"], stats["samples"]["out"],
                     sum(stats["bad_records"].values()), len(d.reused), False, time.time() - t0, stats,
                     gen.number, gen.n_shards)
     _warn_bad(d, res, events)
+    events.emit("timeline", **timeline.record())
     events.emit("done", **_done_fields(res, gen.rows))
     return res
 

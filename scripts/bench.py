@@ -401,7 +401,16 @@ def child_ray_start(args) -> dict:
     return {"seconds": s}
 
 
-CHILDREN = {"maskpipe": child_maskpipe, "cli": child_cli, "anchor_ray": child_anchor_ray,
+def child_bare_ray(args) -> dict:
+    """The fixed-cost yardstick: ``python -c "import ray; ray.init(); ray.shutdown()"``, process wall."""
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-c", "import ray; ray.init(); ray.shutdown()"], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"bare ray failed: {p.stderr[-2000:]}")
+    return {"seconds": time.time() - t0}
+
+
+CHILDREN = {"bare_ray": child_bare_ray, "maskpipe": child_maskpipe, "cli": child_cli, "anchor_ray": child_anchor_ray,
             "anchor_wds": child_anchor_wds, "micro_pii": child_micro_pii, "micro_mlm": child_micro_mlm,
             "ray_start": child_ray_start}
 
@@ -564,6 +573,7 @@ def render(r: dict, meta: dict, args, privacy_note: str | None) -> str:
             lines.append(f"| 7 | maskpipe, {mem['rows']:,} docs ({mem['label']}), streaming | {mem['rows']:,} | {mem['seconds']:.1f} "
                          f"| {mrate:,.0f} | {mem['text_bytes'] / mem['seconds'] / 1e6:.1f} | | | {_mb(mem.get('out_bytes', 0))} "
                          f"| {_gib(mem.get('peak_pss', 0))} |")
+    lines += _scale_table(r)
     rs = r.get("ray_start")
     lines.append("")
     if rs and "seconds" in rs:
@@ -596,7 +606,68 @@ def render(r: dict, meta: dict, args, privacy_note: str | None) -> str:
     if privacy_note:
         lines.append("")
         lines.append(f"Note: {privacy_note}.")
+    lines += _targets(r)
     return "\n".join(lines)
+
+
+def _ok(res) -> bool:
+    return bool(res) and "error" not in res and "skipped" not in res
+
+
+def _scale_table(r: dict) -> list[str]:
+    """End to end at scale, the process wall clock of each case (Python, Ray start and stop included)."""
+    cases = [("scale_anchor", "anchor: Ray Data read_parquet -> map_batches(datatrove PIIFormatter, email+IP) -> write_webdataset"),
+             ("scale_floor", "`maskpipe run`, floor: no privacy, no masks"),
+             ("scale_pii", "`maskpipe run`, privacy, all 8 PII entity types")]
+    if not any(k in r for k, _ in cases):
+        return []
+    meta = r.get("scale_meta", {})
+    out = ["", f"End to end at scale, process wall clock (Python start, Ray start and stop included), "
+               f"{meta.get('docs', 0):,} documents, {_mb(meta.get('text_bytes', 0))} MB of text:", "",
+           "| case | rows | seconds | rows/s | vs anchor | vs floor (time) | peak memory (PSS) |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    anchor, floor = r.get("scale_anchor"), r.get("scale_floor")
+    for key, label in cases:
+        res = r.get(key)
+        if res is None:
+            continue
+        if not _ok(res):
+            out.append(f"| {label} | | | | | | {res.get('error') or res.get('skipped')} |")
+            continue
+        secs = _wall(key, res)
+        vs = f"{_wall('scale_anchor', anchor) / secs:.1f}x" if _ok(anchor) else "-"
+        vf = f"{secs / _wall('scale_floor', floor):.2f}x" if _ok(floor) and key == "scale_pii" else "-"
+        out.append(f"| {label} | {res['rows']:,} | {secs:.1f} | {res['rows'] / secs:,.0f} | {vs} | {vf} "
+                   f"| {_gib(res.get('peak_pss', 0))} |")
+    return out
+
+
+def _wall(key: str, res: dict) -> float:
+    """Process wall clock: the CLI cases time their own ``maskpipe run`` process; the anchor's
+    child process is the user's script."""
+    return res["wall_s"] if key == "scale_anchor" else res["seconds"]
+
+
+def _targets(r: dict) -> list[str]:
+    """Every issue-14 target this run measured, with its ratio and pass / short."""
+    rows = []
+
+    def add(name, value, limit, higher_is_better, fmt="{:.2f}x"):
+        ok = value >= limit if higher_is_better else value <= limit
+        rows.append(f"| {name} | {fmt.format(value)} | {'>=' if higher_is_better else '<='} {fmt.format(limit)} "
+                    f"| {'pass' if ok else 'short'} |")
+
+    sa, sf, sp = r.get("scale_anchor"), r.get("scale_floor"), r.get("scale_pii")
+    if _ok(sa) and _ok(sp):
+        add("at scale: maskpipe (8 PII types) rows/s vs the naive Ray Data pipeline", _wall("scale_anchor", sa) / sp["seconds"], 10, True)
+    if _ok(sf) and _ok(sp):
+        add("at scale: maskpipe (8 PII types) time vs its floor", sp["seconds"] / sf["seconds"], 1.3, False)
+    small, bare = r.get("small"), r.get("bare_ray")
+    if _ok(small) and _ok(bare):
+        add("fixed cost: `maskpipe run` 1,000 rows vs bare ray.init + shutdown", small["seconds"] / bare["seconds"], 1.5, False)
+    if not rows:
+        return []
+    return ["", "| target | measured | goal | result |", "| --- | ---: | ---: | --- |"] + rows
 
 
 def machine() -> str:
@@ -636,10 +707,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="20k documents, no large-input memory row")
     ap.add_argument("--docs", type=int, default=None, help="corpus size (default 200,000; --quick 20,000)")
     ap.add_argument("--mem-docs", type=int, default=None, help="documents for the memory row (default 2,000,000; 0 skips)")
+    ap.add_argument("--scale-docs", type=int, default=None,
+                    help="documents of the end-to-end rows at scale (default 1,000,000; --quick 0; 0 skips)")
     ap.add_argument("--mem-case", choices=["floor", "pii"], default="pii", help="pipeline of the memory row")
     ap.add_argument("--privacy", default=json.dumps(DEFAULT_PRIVACY),
                     help="the YAML privacy section as JSON (default: scan body and subject for all 8 entity types)")
-    ap.add_argument("--only", default="", help="comma-separated cases: anchor_ray,anchor_wds,floor,pii,pii_mlm,small,mem,micro_pii,micro_mlm,ray_start")
+    ap.add_argument("--only", default="", help="comma-separated cases: ray_start,bare_ray,anchor_ray,anchor_wds,floor,pii,pii_mlm,small,scale_anchor,scale_floor,scale_pii,mem,micro_pii,micro_mlm")
     ap.add_argument("--shard-samples", type=int, default=10_000)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--micro-docs", type=int, default=None)
@@ -687,6 +760,7 @@ def main() -> None:
         print(f"  {key}: {brief}", file=sys.stderr, flush=True)
 
     step("ray_start", "ray_start")
+    step("bare_ray", "bare_ray")
     step("anchor_ray", "anchor_ray", **common)
     step("anchor_wds", "anchor_wds", **common)
     step("floor", "maskpipe", **common)
@@ -701,6 +775,15 @@ def main() -> None:
             r["pii_mlm"]["note"] = "mlm only: privacy module not available"
     step("small", "cli", corpus=small_meta["path"], docs=1000, shard_samples=a.shard_samples,
          privacy_json=pj if note is None else None, mlm=True)
+    scale_docs = a.scale_docs if a.scale_docs is not None else (0 if a.quick else 1_000_000)
+    if scale_docs and any(want(c) for c in ("scale_anchor", "scale_floor", "scale_pii")):
+        print(f"corpus: {scale_docs:,} docs (end to end at scale)", file=sys.stderr, flush=True)
+        smeta = ensure_corpus(scale_docs)
+        sc = dict(corpus=smeta["path"], docs=scale_docs, shard_samples=a.shard_samples)
+        step("scale_anchor", "anchor_ray", **sc)
+        step("scale_floor", "cli", **sc)
+        step("scale_pii", "cli", privacy_json=pj if note is None else None, **sc)
+        r["scale_meta"] = smeta
     if want("micro_pii"):
         if note is None:
             step("micro_pii", "micro_pii", corpus=meta["path"], privacy_json=pj, micro_docs=micro_docs)

@@ -11,7 +11,7 @@ import typer
 from maskpipe.errors import describe
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Reproducible, private masking of fine-tuning data on Ray Data.")
+                  help="Reproducible, private masking of fine-tuning data on Ray.")
 
 SET_HELP = "Override a config key: --set dotted.key=value (YAML scalar), repeatable."
 
