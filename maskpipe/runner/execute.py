@@ -335,6 +335,7 @@ def _run_tasks(d: "Decision", job, cpus: int, debug: bool, timeline: Timeline) -
     limit = max(1, cfg.execution.parallelism or len(groups))
     task = task.options(max_retries=MAX_RETRIES)
     results: dict = {}
+    failed: dict[int, BaseException] = {}
     pending: dict = {}
     todo = list(enumerate(groups))
     while todo or pending:
@@ -343,7 +344,20 @@ def _run_tasks(d: "Decision", job, cpus: int, debug: bool, timeline: Timeline) -
             pending[task.remote(g, read.for_units(g))] = i
         ready, _ = ray.wait(list(pending), num_returns=1)
         for ref in ready:
-            results[pending.pop(ref)] = ray.get(ref)
+            i = pending.pop(ref)
+            try:
+                results[i] = ray.get(ref)
+            except Exception as e:  # noqa: BLE001 - the earliest failing task's error is raised below
+                failed[i] = e
+                todo = []   # submitted in order: every task not yet submitted comes after this one
+        if failed:
+            # the error a run reports is the first in input order, whichever task failed first
+            first = min(failed)
+            for ref in [r for r, j in pending.items() if j > first]:
+                ray.cancel(ref)
+                del pending[ref]
+            if not pending:
+                raise failed[first]
     pairs = [results[i] for i in range(len(groups))]
     timeline.tasks([span for _, span in pairs])
     timeline.mark("dataset")
