@@ -233,6 +233,24 @@ def encode_png(img: np.ndarray) -> bytes:
             + chunk(b"IEND", b""))
 
 
+def image_outputs(field: str, how: str, shape, seen) -> dict[str, str]:
+    """:meth:`~maskpipe.maskers.base.MaskerConfig.outputs` of ``image_block`` / ``image_erase``:
+    ``<field>.mask`` and ``<field>.shape``, and the masked image as :func:`masked_columns` writes
+    it. ``auto`` is png when the field holds bytes (per ``seen``; when ``seen`` does not say:
+    when no ``shape`` is set, since numeric images need one)."""
+    from maskpipe.maskers.base import holds_bytes
+
+    out = {field + ".mask": "npy", field + ".shape": "npy"}
+    if how == "auto":
+        encoded = holds_bytes(seen, field)
+        how = "png" if (shape is None if encoded is None else encoded) else "npy"
+    if how == "png":
+        out[field + ".masked.png"] = ""
+    elif how == "npy":
+        out[field + ".masked"] = "npy"
+    return out
+
+
 def masked_columns(table: pa.Table, field: str, how: str, imgs: Images, ok: np.ndarray,
                    flat: np.ndarray, index: int) -> pa.Table:
     """Add the masked images: ``png`` -> ``<field>.masked.png`` (bytes), ``npy`` ->
