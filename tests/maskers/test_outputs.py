@@ -212,3 +212,38 @@ def test_a_step_writing_an_input_column_is_refused_naming_its_key(tmp_path):
     with pytest.raises(InputError, match=r"^masks\.0: the features step writes column 'x\.mask', which the input "
                                          r"already has"):
         check_members(one, schema.append(pa.field("x.mask", pa.string())))
+
+
+# ------------------------------------------------------------------ docs/format.md's members table
+
+# every option that adds a member, with the table's placeholders for field and name
+DOC_KEYS: dict[str, list[dict]] = {
+    "mlm": [{"field": "<field>", **IDS}], "whole_word": [{"field": "<field>", "tokenizer": TOKENIZER}],
+    "span": [{"field": "<field>", "sentinel_start_id": 199}],
+    "features": [{"field": "<field>", "ratio": 0.5, "keep_original": True}],
+    "spectrogram": [{"field": "<field>", "shape": [4, 10], "keep_original": True}],
+    "image_patch": [{"field": "<field>"}],
+    "image_block": [{"field": "<field>", "masked": "png"}, {"field": "<field>", "masked": "npy"}],
+    "image_erase": [{"field": "<field>", "masked": "png"}, {"field": "<field>", "masked": "npy"}],
+    "waveform": [{"field": "<field>", "keep_original": True}],
+    "tabular": [{"fields": ["a"], "ratio": 0.5, "name": "<name>", "keep_original": True}],
+    "loss_mask": [{"tokenizer": CHAT_TOK, "messages": "m", "name": "<name>", "pad": True, "max_length": 8}],
+}
+
+
+def test_format_md_lists_every_declared_member():
+    from maskpipe.io.tar.writer import member_suffix
+
+    assert set(DOC_KEYS) == set(MASKERS)
+    text = open(os.path.join(ROOT, "docs", "format.md"), encoding="utf-8").read()
+    rows = {}
+    for line in text.splitlines():
+        cells = line.strip().split("|")
+        if len(cells) > 3 and cells[1].strip().startswith("`"):
+            for kind in cells[1].replace("`", "").split(","):
+                rows[kind.strip()] = line
+    for kind, variants in DOC_KEYS.items():
+        assert kind in rows, f"format.md has no members row for {kind}"
+        for keys in variants:
+            for name, ext in MASKERS[kind].Config(kind=kind, **keys).outputs().items():
+                assert f"`{member_suffix(name, ext)}`" in rows[kind], (kind, name)
