@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import list_array
+from maskpipe.maskers.base import holds_bytes, list_array
 
 
 def pillow(index: int):
@@ -238,8 +238,6 @@ def image_outputs(field: str, how: str, shape, seen) -> dict[str, str]:
     ``<field>.mask`` and ``<field>.shape``, and the masked image as :func:`masked_columns` writes
     it. ``auto`` is png when the field holds bytes (per ``seen``; when ``seen`` does not say:
     when no ``shape`` is set, since numeric images need one)."""
-    from maskpipe.maskers.base import holds_bytes
-
     out = {field + ".mask": "npy", field + ".shape": "npy"}
     if how == "auto":
         encoded = holds_bytes(seen, field)
