@@ -220,11 +220,11 @@ def clash_message(a: str, b: str, suffix: str, names) -> str:
 
 def check_members(cfg: PipelineConfig, schema: pa.Schema | None) -> None:
     """Before any work: the columns the run will write (the input's, after privacy, without the
-    key column, plus what mask steps declare in ``outputs()``) become distinct tar members, and
-    no mask step overwrites a column of the input.
+    key column, plus what mask steps declare in ``outputs()``) become distinct tar members, no
+    mask step overwrites a column of the input, and no two steps write the same column.
 
     Raises:
-        InputError: naming both columns (or the step and the column).
+        InputError: naming both columns (or the step and the column, or both steps).
     """
     cols: dict[str, str] = {}
     names = [] if schema is None else list(schema.names)
@@ -233,15 +233,22 @@ def check_members(cfg: PipelineConfig, schema: pa.Schema | None) -> None:
         if name == cfg.input.key or rules.get(name) == "drop":
             continue
         cols[name] = "txt" if rules.get(name) == "pseudonymize" else member_ext(t)
+    writer: dict[str, int] = {}   # column -> the step that declared it
     for i, m in enumerate(cfg.masks):
-        declared = m.outputs()
+        declared = m.outputs(dict(cols))
         for name, ext in (declared or {}).items():
+            if name in writer:
+                j = writer[name]
+                raise InputError(f"masks.{i}: the {m.kind} step writes column '{name}', which masks.{j} (the "
+                                 f"{cfg.masks[j].kind} step) writes too (the later would overwrite it); give one of "
+                                 "them another field or name, or remove one of the steps")
             if name in cols:
                 label = column_label(name, names)
                 raise InputError(f"masks.{i}: the {m.kind} step writes {label}, which "
                                  "the input already has (it would be overwritten); rename that column in the "
                                  "input or drop it with a privacy.fields rule")
             cols[name] = ext
+            writer[name] = i
     clash = first_clash((n, member_suffix(n, e)) for n, e in cols.items())
     if clash:
         raise InputError(clash_message(*clash, names))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -47,13 +47,27 @@ class MaskerConfig(BaseModel):
         """The step's field and target ratio for stats; every kind defines it."""
         raise NotImplementedError(f"{type(self).__name__} must define target()")
 
-    def outputs(self) -> dict[str, str] | None:
+    def outputs(self, seen: Mapping[str, str] | None = None) -> dict[str, str] | None:
         """The columns this step adds to each sample, with the extension of the member each
         becomes (``"npy"`` for numeric arrays, ``"json"``, ``"txt"``, or ``""`` for bytes), e.g.
         ``{"text.input_ids": "npy", "text.labels": "npy"}`` for ``mlm`` on ``text``. Columns it
-        rewrites in place (its own field) are not listed. The run checks them against the
-        input's columns before any work, so a step never overwrites a user's column and no two
-        columns become one tar member. ``None`` (the default): not declared; then only the
+        rewrites in place (its own field, ``tabular``'s fields) are not listed. Options that add
+        members (``keep_original``, ``pad``, ``masked``) are reflected: the set is exactly the
+        columns :meth:`Masker.apply` adds (``tests/maskers/test_outputs.py`` runs every kind to
+        check that).
+
+        The run checks them against the input's columns before any work
+        (:func:`maskpipe.process.check_members`), so a step never overwrites a user's column or
+        another step's output and no two columns become one tar member.
+
+        Args:
+            seen: the member extension of each column the step sees (the input's after privacy,
+                then earlier steps' outputs). Kinds whose members depend on whether their field
+                holds bytes (``""``) or numbers read it here (``image_block``/``image_erase``'s
+                ``masked: auto``, ``waveform``'s ``keep_original``); without it, or when the field
+                is not in it, they assume what the config implies (see each kind).
+
+        Returns ``None`` (the default of a kind that does not declare them): then only the
         member names are checked, while processing (no overwritten-column check)."""
         return None
 
@@ -170,6 +184,14 @@ class Masker:
     def sseed(self, stream: int) -> np.uint64:
         """The seed of one named stream of this step and epoch (:func:`maskpipe.rng.stream_seed`)."""
         return rng.stream_seed(self.seed, self.index, stream, self.epoch)
+
+
+def holds_bytes(seen: Mapping[str, str] | None, field: str) -> bool | None:
+    """Whether ``field`` is written as bytes (extension ``""``: encoded images or audio) per
+    :meth:`MaskerConfig.outputs`'s ``seen``; None when ``seen`` does not say."""
+    if seen is None or field not in seen:
+        return None
+    return seen[field] == ""
 
 
 def needs_original(cfg: MaskerConfig) -> str | None:

@@ -46,6 +46,14 @@ class FeaturesConfig(GpuOption):
         """Stats aim at ``ratio`` of the entries."""
         return StepTarget(self.field, self.ratio)
 
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<field>.mask`` (uint8), and ``<field>.orig`` with ``keep_original``; the field is
+        rewritten in place."""
+        out = {self.field + ".mask": "npy"}
+        if self.keep_original:
+            out[self.field + ".orig"] = "npy"
+        return out
+
 
 class FeaturesMasker(Masker):
     """Writes the masked values in place of ``<field>`` and the mask as ``<field>.mask``

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from maskpipe import rng
 from maskpipe.maskers.backends import GpuOption, backend
 from maskpipe.maskers.base import Masker, MaskResult, StepTarget, list_array, set_column
-from maskpipe.maskers.images import Grid, check_fill, fill_pixels, masked_columns, read_images, rectangles
+from maskpipe.maskers.images import Grid, check_fill, fill_pixels, image_outputs, masked_columns, read_images, rectangles
 from maskpipe.maskers.ndarray import shape_list
 from maskpipe.maskers.schedule import UnitRatio
 
@@ -88,6 +88,11 @@ class ImageBlockConfig(GpuOption):
 
     def target(self) -> StepTarget:
         return StepTarget(self.field, self.ratio)
+
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<field>.mask``, ``<field>.shape`` and the masked image per ``masked``
+        (:func:`~maskpipe.maskers.images.image_outputs`); the field stays."""
+        return image_outputs(self.field, self.masked, self.shape, seen)
 
     @property
     def aspect_bounds(self) -> tuple[float, float]:

@@ -11,7 +11,7 @@ from maskpipe import rng
 from maskpipe.errors import InputError
 from maskpipe.maskers.backends import GpuOption, backend
 from maskpipe.maskers.base import Masker, MaskResult, StepTarget, list_array, set_column
-from maskpipe.maskers.images import Grid, check_fill, fill_pixels, masked_columns, read_images, rectangles
+from maskpipe.maskers.images import Grid, check_fill, fill_pixels, image_outputs, masked_columns, read_images, rectangles
 from maskpipe.maskers.ndarray import shape_list
 
 STREAM_DRAW = 40
@@ -82,6 +82,11 @@ class ImageEraseConfig(GpuOption):
         if self.count != 1:
             return StepTarget(self.field, None)
         return StepTarget(self.field, round(self.p * (self.scale[0] + self.scale[1]) / 2.0, 6))
+
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<field>.mask``, ``<field>.shape`` and the masked image per ``masked``
+        (:func:`~maskpipe.maskers.images.image_outputs`); the field stays."""
+        return image_outputs(self.field, self.masked, self.shape, seen)
 
 
 class ImageEraseMasker(Masker):

@@ -60,6 +60,11 @@ class ImagePatchConfig(MaskerConfig):
         """Stats aim at ``ratio`` of the patches."""
         return StepTarget(self.field, self.ratio)
 
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<field>.masked`` (flat pixels), ``<field>.mask`` (uint8) and ``<field>.shape``
+        (int32), for encoded and numeric images alike; the field stays."""
+        return {self.field + ".masked": "npy", self.field + ".mask": "npy", self.field + ".shape": "npy"}
+
 
 def select_torch(row_id: np.ndarray, pos: np.ndarray, key_hash: np.ndarray, ratio: float, sampling: str,
                  select_seed: np.uint64, row_seed: np.uint64, n_rows: int, device: str) -> np.ndarray:

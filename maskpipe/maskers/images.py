@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from maskpipe.errors import InputError
-from maskpipe.maskers.base import list_array
+from maskpipe.maskers.base import holds_bytes, list_array
 
 
 def pillow(index: int):
@@ -231,6 +231,22 @@ def encode_png(img: np.ndarray) -> bytes:
     ihdr = struct.pack(">IIBBBBB", w, h, 8, color, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
             + chunk(b"IEND", b""))
+
+
+def image_outputs(field: str, how: str, shape, seen) -> dict[str, str]:
+    """:meth:`~maskpipe.maskers.base.MaskerConfig.outputs` of ``image_block`` / ``image_erase``:
+    ``<field>.mask`` and ``<field>.shape``, and the masked image as :func:`masked_columns` writes
+    it. ``auto`` is png when the field holds bytes (per ``seen``; when ``seen`` does not say:
+    when no ``shape`` is set, since numeric images need one)."""
+    out = {field + ".mask": "npy", field + ".shape": "npy"}
+    if how == "auto":
+        encoded = holds_bytes(seen, field)
+        how = "png" if (shape is None if encoded is None else encoded) else "npy"
+    if how == "png":
+        out[field + ".masked.png"] = ""
+    elif how == "npy":
+        out[field + ".masked"] = "npy"
+    return out
 
 
 def masked_columns(table: pa.Table, field: str, how: str, imgs: Images, ok: np.ndarray,

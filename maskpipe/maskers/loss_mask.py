@@ -119,6 +119,14 @@ class LossMaskConfig(MaskerConfig):
         is a property of the data."""
         return StepTarget(self.name, None)
 
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<name>.input_ids`` and ``<name>.labels`` (int32), and ``<name>.attention_mask``
+        (uint8) with ``pad``; the input columns stay."""
+        out = {self.name + ".input_ids": "npy", self.name + ".labels": "npy"}
+        if self.pad:
+            out[self.name + ".attention_mask"] = "npy"
+        return out
+
 
 def _template(cfg: LossMaskConfig) -> ChatTemplate:
     t = cfg.template if cfg.template is not None else ("plain" if cfg.messages is None else "chatml")

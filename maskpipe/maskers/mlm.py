@@ -67,6 +67,10 @@ class MlmConfig(MaskerConfig):
         """Stats aim at ``ratio`` of the non-special tokens (words for ``whole_word``)."""
         return StepTarget(self.field, self.ratio)
 
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<field>.input_ids`` and ``<field>.labels`` (int32 lists); the field stays."""
+        return {self.field + ".input_ids": "npy", self.field + ".labels": "npy"}
+
 
 @functools.lru_cache(maxsize=8)
 def load_tokenizer(path: str, max_length: int | None):

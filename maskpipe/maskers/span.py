@@ -73,6 +73,10 @@ class SpanConfig(MaskerConfig):
         """Stats aim at the noise density (the share of tokens replaced by spans)."""
         return StepTarget(self.field, self.noise_density)
 
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<field>.input_ids`` and ``<field>.targets`` (int32 lists); the field stays."""
+        return {self.field + ".input_ids": "npy", self.field + ".targets": "npy"}
+
     @model_validator(mode="after")
     def _check(self) -> "SpanConfig":
         if self.sentinel_start_id is not None and self.sentinel_tokens is not None:

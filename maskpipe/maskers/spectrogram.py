@@ -76,6 +76,14 @@ class SpectrogramConfig(GpuOption):
         depends on each sample's length, so there is no target (None)."""
         return StepTarget(self.field, self.expected_ratio())
 
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<field>.mask`` (uint8) and ``<field>.shape`` (int32), and ``<field>.orig`` with
+        ``keep_original``; the field is rewritten in place (flat)."""
+        out = {self.field + ".mask": "npy", self.field + ".shape": "npy"}
+        if self.keep_original:
+            out[self.field + ".orig"] = "npy"
+        return out
+
     def expected_ratio(self) -> float | None:
         """Expected share of masked cells for ``shape`` (None without ``shape``)."""
         if self.shape is None:

@@ -53,6 +53,14 @@ class TabularConfig(MaskerConfig):
         """Stats show ``name`` as the step's field (a tabular step masks several columns)."""
         return StepTarget(self.name, self.ratio)
 
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<name>.mask`` (uint8), and ``<name>.orig`` (one JSON object) with ``keep_original``;
+        the listed fields are rewritten in place."""
+        out = {self.name + ".mask": "npy"}
+        if self.keep_original:
+            out[self.name + ".orig"] = "json"
+        return out
+
     @model_validator(mode="after")
     def _check(self) -> "TabularConfig":
         dup = sorted({f for f in self.fields if self.fields.count(f) > 1})

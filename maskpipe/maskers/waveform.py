@@ -11,7 +11,8 @@ from pydantic import Field
 from maskpipe.errors import InputError
 from maskpipe.maskers.backends import GpuOption, backend
 from maskpipe.maskers.bands import bands
-from maskpipe.maskers.base import Masker, MaskResult, StepTarget, column, list_array, needs_original, ragged, set_column
+from maskpipe.maskers.base import (Masker, MaskResult, StepTarget, column, holds_bytes, list_array, needs_original, ragged,
+                                   set_column)
 from maskpipe.maskers.images import is_encoded
 
 STREAM_WIDTH = 50
@@ -58,6 +59,18 @@ class WaveformConfig(GpuOption):
     def target(self) -> StepTarget:
         """No target ratio: the expected share depends on each clip's length."""
         return StepTarget(self.field, None)
+
+    def outputs(self, seen=None) -> dict[str, str]:
+        """``<field>.mask`` (uint8), and with ``keep_original`` the original: ``<field>.orig``
+        (numbers) or the input bytes under :func:`_orig_name` (a field of bytes per ``seen``;
+        numbers when ``seen`` does not say). The field is rewritten in place."""
+        out = {self.field + ".mask": "npy"}
+        if self.keep_original:
+            if holds_bytes(seen, self.field):
+                out[_orig_name(self.field)] = ""
+            else:
+                out[self.field + ".orig"] = "npy"
+        return out
 
 
 class WaveformMasker(Masker):
