@@ -113,10 +113,22 @@ class Interrupted(KeyboardInterrupt):
     task). A ``KeyboardInterrupt``, so no ``except Exception`` swallows it; exits ``128 + signal``
     (130, 143). Finished shards are kept and a rerun resumes."""
 
+    # the signal the CLI's handler last raised this for: Ray's blocking calls (ray.wait, ray.get)
+    # catch the exception inside their C++ loop and raise a bare KeyboardInterrupt instead, which
+    # :meth:`of` turns back into the interruption it was
+    received: int | None = None
+
     def __init__(self, signum: int = 2):
         super().__init__(signum)
         self.signum = signum
         self.exit_code = 128 + signum
+
+    @classmethod
+    def of(cls, e: KeyboardInterrupt) -> "Interrupted":
+        """``e`` as an :class:`Interrupted` of the signal that caused it (SIGINT when none was seen)."""
+        if isinstance(e, Interrupted):
+            return e
+        return cls(cls.received or 2)
 
 
 def describe(e: BaseException) -> tuple[int, str, str]:

@@ -18,6 +18,7 @@ INCREMENTAL_HELP = ("Add the input files no earlier generation took as a new gen
 
 
 def _interrupted(signum, frame):
+    Interrupted.received = signum
     raise Interrupted(signum)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from maskpipe.config import PipelineConfig
-from maskpipe.errors import MaskpipeError, OutputError, os_hint, os_reason
+from maskpipe.errors import Interrupted, MaskpipeError, OutputError, os_hint, os_reason
 from maskpipe.io.plan import Plan, Unit
 from maskpipe.io.read import read_units
 from maskpipe.runner.reaper import Reaper
@@ -409,6 +409,8 @@ def execute(d: "Decision", debug: bool = False, watch=contextlib.nullcontext,
     try:
         with watch():
             return _run(d, start, debug, timeline)
+    except KeyboardInterrupt as e:
+        raise Interrupted.of(e) from None
     except Exception as e:  # noqa: BLE001 - mapped to one line below
         inner = _unwrap(e)
         if isinstance(inner, MaskpipeError):
