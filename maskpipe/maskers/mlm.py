@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
+from maskpipe.maskers.ascii_route import TextEncoder
 from maskpipe.maskers.base import (TOKEN_COUNTS, Masker, MaskerConfig, MaskResult, StepTarget, column, flat_values,
                                    isin_ids, list_array, positions_in_row, select, set_column, uniform_below, unk_counts)
 from maskpipe.maskers.schedule import PositiveRatio
@@ -100,6 +101,7 @@ class MlmMasker(Masker):
 
             tok = load_tokenizer(cfg.tokenizer, cfg.max_length)
             self._tok = tok
+            self._enc = TextEncoder(tok)
             self.unk_id = unk_id(tok)
             mid = tok.token_to_id(cfg.mask_token)
             self.mask_id = cfg.mask_id if cfg.mask_id is not None else mid
@@ -149,9 +151,7 @@ class MlmMasker(Masker):
         return m
 
     def _tokenise(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        texts = arr.to_pylist()
-        texts = ["" if t is None else t for t in texts]
-        enc = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)(texts)
+        enc = self._enc.encode(arr)
         id_lists = [e.ids for e in enc]   # each access builds a new list: read it once
         lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(enc))
         total = int(lengths.sum())
