@@ -78,6 +78,11 @@ class TextEncoder:
 
     def _has_added(self, arr: pa.Array) -> np.ndarray:
         hit = np.zeros(len(arr), dtype=bool)
+        if not self.added:
+            return hit
+        if not any("\\E" in t for t in self.added):   # one pass: RE2 literals \Q...\E, any case
+            pattern = "(?i)" + "|".join(f"\\Q{t}\\E" for t in self.added)
+            return pc.match_substring_regex(arr, pattern).to_numpy(zero_copy_only=False)
         for text in self.added:
             hit |= pc.match_substring(arr, text, ignore_case=True).to_numpy(zero_copy_only=False)
         return hit
