@@ -14,7 +14,8 @@ phone numbers, IPs and a few other PII types planted in a share of them, then ti
 
 and micro-benchmarks: the PII scan's MB/s vs datatrove's ``PIIFormatter`` on the same text, and
 ``mlm`` tokens/s vs transformers' ``DataCollatorForLanguageModeling.torch_mask_tokens`` on the
-same token tensor (with a per-sample determinism check).
+same token tensor (with a per-sample determinism check); and ``tok_alone``: HF ``tokenizers`` alone
+encoding the same ``body`` column on all cores, for the text-path ratio row 5 / (row 3 + tok_alone).
 
 Every case runs in its own child process (its own Ray instance), so one case's memory or Ray
 state never leaks into the next. Throughput rows time the job with Ray already started (both the
