@@ -14,7 +14,8 @@ phone numbers, IPs and a few other PII types planted in a share of them, then ti
 
 and micro-benchmarks: the PII scan's MB/s vs datatrove's ``PIIFormatter`` on the same text, and
 ``mlm`` tokens/s vs transformers' ``DataCollatorForLanguageModeling.torch_mask_tokens`` on the
-same token tensor (with a per-sample determinism check).
+same token tensor (with a per-sample determinism check); and ``tok_alone``: HF ``tokenizers`` alone
+encoding the same ``body`` column on all cores, for the text-path ratio row 5 / (row 3 + tok_alone).
 
 Every case runs in its own child process (its own Ray instance), so one case's memory or Ray
 state never leaks into the next. Throughput rows time the job with Ray already started (both the
@@ -410,9 +411,54 @@ def child_bare_ray(args) -> dict:
     return {"seconds": time.time() - t0}
 
 
+def _tok_part(texts, threads: int, batch: int, barrier, out) -> None:
+    """One process of tok_alone: wait for the others, then encode its rows; (start, end) to ``out``."""
+    if threads:
+        os.environ["RAYON_NUM_THREADS"] = str(threads)   # before tokenizers starts its thread pool
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(TOKENIZER)   # the mlm step's settings: no truncation, no padding
+    tok.encode_batch_fast(texts[:8])
+    barrier.wait()
+    t0 = time.time()
+    for i in range(0, len(texts), batch):
+        tok.encode_batch_fast(texts[i:i + batch])
+    out.put((t0, time.time()))
+
+
+def child_tok_alone(args) -> dict:
+    """HF ``tokenizers`` alone encoding the ``body`` column the mlm step encodes, on all cores: as one
+    process with the library's own threads, and as one single-threaded process per core; the
+    faster counts. Same batches (``--batch-size``, default 1000 rows), ``encode_batch_fast``."""
+    import glob
+    import multiprocessing as mp
+
+    import pyarrow.parquet as pq
+
+    texts = [t or "" for f in sorted(glob.glob(os.path.join(args.corpus, "*.parquet")))
+             for t in pq.read_table(f, columns=["body"]).column("body").to_pylist()]
+    batch, cores = args.batch_size or 1000, os.cpu_count() or 1
+    ctx = mp.get_context("spawn")   # fresh processes: no thread pool inherited
+    times = {}
+    for mode, parts, threads in (("threads", 1, 0), ("procs", cores, 1)):
+        barrier, out = ctx.Barrier(parts), ctx.Queue()
+        step = -(-len(texts) // parts)
+        ps = [ctx.Process(target=_tok_part, args=(texts[i * step:(i + 1) * step], threads, batch, barrier, out))
+              for i in range(parts)]
+        for p in ps:
+            p.start()
+        spans = [out.get() for _ in ps]
+        for p in ps:
+            p.join()
+        times[mode] = max(e for _, e in spans) - min(s for s, _ in spans)
+    best = min(times, key=times.get)
+    return {"rows": len(texts), "seconds": times[best], "mode": best, "threads_s": times["threads"],
+            "procs_s": times["procs"], "bytes": sum(len(t.encode()) for t in texts)}
+
+
 CHILDREN = {"bare_ray": child_bare_ray, "maskpipe": child_maskpipe, "cli": child_cli, "anchor_ray": child_anchor_ray,
             "anchor_wds": child_anchor_wds, "micro_pii": child_micro_pii, "micro_mlm": child_micro_mlm,
-            "ray_start": child_ray_start}
+            "ray_start": child_ray_start, "tok_alone": child_tok_alone}
 
 
 # ----------------------------------------------------------------------------- parent
@@ -597,6 +643,19 @@ def render(r: dict, meta: dict, args, privacy_note: str | None) -> str:
                      f"realized ratio {mm['realized_ratio']:.4f} |")
     elif mm:
         lines.append(f"| mlm, M tokens/s | - | - | - | {mm.get('error')} |")
+    ta, pm = r.get("tok_alone"), r.get("pii_mlm") or {}
+    if ta and "seconds" in ta:
+        lines.append(f"| tokenizers alone, all cores, MB/s of body | | {ta['bytes'] / ta['seconds'] / 1e6:.1f} "
+                     f"| | `encode_batch_fast`, batches of {args.batch_size or 1000}; {ta['seconds']:.1f} s as "
+                     f"{'one process per core' if ta['mode'] == 'procs' else 'one process, its own threads'} (threads "
+                     f"{ta['threads_s']:.1f} s, one process per core {ta['procs_s']:.1f} s) |")
+        if "seconds" in pm and floor.get("seconds"):
+            tr = pm["seconds"] / (floor["seconds"] + ta["seconds"])
+            lines.append("")
+            lines.append(f"Text path: row 5 / (row 3 + tokenizers alone) = {pm['seconds']:.1f} / ({floor['seconds']:.1f} "
+                         f"+ {ta['seconds']:.1f}) = {tr:.2f}x (target <= 1.25x: {'pass' if tr <= 1.25 else 'short'}).")
+    elif ta:
+        lines.append(f"| tokenizers alone | - | - | - | {ta.get('error')} |")
     foreign = {k: v["foreign_cpu"] for k, v in r.items() if isinstance(v, dict) and "foreign_cpu" in v}
     if foreign:
         lines.append("")
@@ -662,6 +721,9 @@ def _targets(r: dict) -> list[str]:
         add("at scale: maskpipe (8 PII types) rows/s vs the naive Ray Data pipeline", _wall("scale_anchor", sa) / sp["seconds"], 10, True)
     if _ok(sf) and _ok(sp):
         add("at scale: maskpipe (8 PII types) time vs its floor", sp["seconds"] / sf["seconds"], 1.3, False)
+    fl, pm, ta = r.get("floor"), r.get("pii_mlm"), r.get("tok_alone")
+    if _ok(fl) and _ok(pm) and _ok(ta):
+        add("text path: privacy + mlm vs (floor + tokenizers alone)", pm["seconds"] / (fl["seconds"] + ta["seconds"]), 1.25, False)
     small, bare = r.get("small"), r.get("bare_ray")
     if _ok(small) and _ok(bare):
         add("fixed cost: `maskpipe run` 1,000 rows vs bare ray.init + shutdown", small["seconds"] / bare["seconds"], 1.5, False)
@@ -712,7 +774,7 @@ def main() -> None:
     ap.add_argument("--mem-case", choices=["floor", "pii"], default="pii", help="pipeline of the memory row")
     ap.add_argument("--privacy", default=json.dumps(DEFAULT_PRIVACY),
                     help="the YAML privacy section as JSON (default: scan body and subject for all 8 entity types)")
-    ap.add_argument("--only", default="", help="comma-separated cases: ray_start,bare_ray,anchor_ray,anchor_wds,floor,pii,pii_mlm,small,scale_anchor,scale_floor,scale_pii,mem,micro_pii,micro_mlm")
+    ap.add_argument("--only", default="", help="comma-separated cases: ray_start,bare_ray,anchor_ray,anchor_wds,floor,pii,pii_mlm,small,scale_anchor,scale_floor,scale_pii,mem,micro_pii,micro_mlm,tok_alone")
     ap.add_argument("--shard-samples", type=int, default=10_000)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--micro-docs", type=int, default=None)
@@ -773,6 +835,7 @@ def main() -> None:
         step("pii_mlm", "maskpipe", mlm=True, **common)
         if "pii_mlm" in r and "error" not in r["pii_mlm"]:
             r["pii_mlm"]["note"] = "mlm only: privacy module not available"
+    step("tok_alone", "tok_alone", corpus=meta["path"], docs=docs, batch_size=a.batch_size)
     step("small", "cli", corpus=small_meta["path"], docs=1000, shard_samples=a.shard_samples,
          privacy_json=pj if note is None else None, mlm=True)
     scale_docs = a.scale_docs if a.scale_docs is not None else (0 if a.quick else 1_000_000)

@@ -14,9 +14,11 @@ from pydantic import Field, model_validator
 
 from maskpipe import rng
 from maskpipe.errors import InputError
+from maskpipe.maskers.ascii_route import TextEncoder
 from maskpipe.maskers.base import (TOKEN_COUNTS, Masker, MaskerConfig, MaskResult, StepTarget, column, flat_values,
                                    isin_ids, list_array, positions_in_row, select, set_column, uniform_below, unk_counts)
 from maskpipe.maskers.schedule import PositiveRatio
+from maskpipe.maskers.tokens import processor_special_ids, tokenizer_special_ids
 
 
 class MlmConfig(MaskerConfig):
@@ -96,18 +98,24 @@ class MlmMasker(Masker):
     def __init__(self, cfg: MlmConfig, index: int, seed: int):
         super().__init__(cfg, index, seed)
         self._tok = None
+        self._read_mask = True
         self.unk_id: int | None = None
         if cfg.tokenizer:
             from maskpipe.tokenizer import unk_id
 
             tok = load_tokenizer(cfg.tokenizer, cfg.max_length)
             self._tok = tok
+            self._enc = TextEncoder(tok)
             self.unk_id = unk_id(tok)
             mid = tok.token_to_id(cfg.mask_token)
             self.mask_id = cfg.mask_id if cfg.mask_id is not None else mid
             self.vocab_size = cfg.vocab_size or tok.get_vocab_size(with_added_tokens=True)
-            specials = {t.content for t in tok.get_added_tokens_decoder().values() if t.special}
-            self.special = np.array(sorted({tok.token_to_id(s) for s in specials} | set(cfg.special_ids)), dtype=np.int64)
+            self.special = tokenizer_special_ids(tok, cfg.special_ids)
+            # the encodings' special_tokens_mask flags only ids the post-processor adds: when all
+            # of them are in self.special, isin_ids(ids, self.special) alone gives the same mask
+            # and the per-token mask lists need not be read
+            added = processor_special_ids(tok)
+            self._read_mask = added is None or not added <= set(self.special.tolist())
         else:
             self.mask_id = cfg.mask_id
             self.vocab_size = cfg.vocab_size
@@ -140,20 +148,20 @@ class MlmMasker(Masker):
         """A masker of token-id input without the tokenizer (ids come from the step's output)."""
         m = cls.__new__(cls)
         Masker.__init__(m, cfg, index, seed)
-        m._tok = None
+        m._tok, m._read_mask = None, True
         m.mask_id, m.vocab_size = int(resolved["mask_id"]), int(resolved["vocab_size"])
         m.special = np.array(resolved["special_ids"], dtype=np.int64)
         m.unk_id = resolved.get("unk_id")
         return m
 
     def _tokenise(self, arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        texts = arr.to_pylist()
-        texts = ["" if t is None else t for t in texts]
-        enc = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)(texts)
+        enc = self._enc.encode(arr)
         id_lists = [e.ids for e in enc]   # each access builds a new list: read it once
         lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=len(enc))
         total = int(lengths.sum())
         ids = np.fromiter(itertools.chain.from_iterable(id_lists), dtype=np.int64, count=total)
+        if not self._read_mask:   # apply() adds isin_ids(ids, self.special), which covers the mask
+            return ids, lengths, np.zeros(total, dtype=bool)
         special = np.fromiter(itertools.chain.from_iterable(e.special_tokens_mask for e in enc), dtype=bool, count=total)
         return ids, lengths, special
 

@@ -46,6 +46,27 @@ def tokenizer_special_ids(tok, extra: list[int]) -> np.ndarray:
     return np.array(sorted({tok.token_to_id(s) for s in specials} | set(extra)), dtype=np.int64)
 
 
+def processor_special_ids(tok) -> set[int] | None:
+    """Ids the tokenizer's post-processor adds (the only tokens ``Encoding.special_tokens_mask``
+    flags when padding is off: added tokens matched in the text are not flagged), or None when
+    the post-processor's kind is not one whose additions are known here."""
+    import json
+
+    def added(p: dict | None) -> set[int] | None:
+        if p is None or p.get("type") == "ByteLevel":   # ByteLevel only trims offsets
+            return set()
+        if p.get("type") == "TemplateProcessing":
+            return {int(i) for t in p.get("special_tokens", {}).values() for i in t.get("ids", [])}
+        if p.get("type") in ("BertProcessing", "RobertaProcessing"):
+            return {int(p["sep"][1]), int(p["cls"][1])}
+        if p.get("type") == "Sequence":
+            parts = [added(q) for q in p.get("processors", [])]
+            return None if any(q is None for q in parts) else set().union(*parts)
+        return None
+
+    return added(json.loads(tok.to_str()).get("post_processor"))
+
+
 def read_tokens(table: pa.Table, field: str, index: int, tok, max_length: int | None,
                 words: bool = False, continuation: Callable[[], np.ndarray] | None = None) -> Tokens:
     """Token ids of ``field``: text is tokenised with ``tok``; a list-of-int column is taken as ids.

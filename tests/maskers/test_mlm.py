@@ -302,3 +302,60 @@ def test_exact_sampling_counts(id_table):
     lo = np.floor(0.15 * res.total)
     assert ((res.masked == lo) | (res.masked == lo + 1)).all()
     assert abs(res.masked.sum() / res.total.sum() - 0.15) < 0.002
+
+
+def _tokenizer_variant(tmp_path, name, edit) -> str:
+    import json
+
+    d = json.loads(Path(TOKENIZER).read_text())
+    edit(d)
+    path = tmp_path / name
+    path.write_text(json.dumps(d))
+    return str(path)
+
+
+def test_special_mask_from_ids_equals_the_encodings_mask(tokenizer_path, texts):
+    """Special tokens come from the ids alone when the post-processor's ids are all special:
+    the same bytes as reading each encoding's special_tokens_mask, literal specials included."""
+    lit = [t.replace("refund", "[CLS]", 1).replace("order", "[SEP] [MASK]", 1) for t in texts]
+    fast = text_masker(tokenizer_path, ratio=0.5)
+    assert not fast._read_mask
+    slow = text_masker(tokenizer_path, ratio=0.5)
+    slow._read_mask = True
+    kh = key_hashes([str(i) for i in range(len(lit))])
+    a, b = fast.apply(pa.table({"body": lit}), kh), slow.apply(pa.table({"body": lit}), kh)
+    assert rows(a, "body") == rows(b, "body")
+    assert a.total.tolist() == b.total.tolist() and a.masked.tolist() == b.masked.tolist()
+
+
+def test_special_mask_read_when_the_processor_adds_a_non_special_id(tmp_path):
+    """A template token that is not a special added token ([CLS] here) is flagged only by the
+    encodings' mask: the masker must read it and never select [CLS]."""
+    def plain_cls(d):
+        d["added_tokens"] = [t for t in d["added_tokens"] if t["content"] != "[CLS]"]
+
+    path = _tokenizer_variant(tmp_path, "t.json", plain_cls)
+    m = text_masker(path, ratio=0.95)
+    assert m._read_mask and 2 not in m.special.tolist()
+    texts = [" ".join(WORDS)] * 200
+    res = m.apply(pa.table({"body": texts}), key_hashes([str(i) for i in range(len(texts))]))
+    inp, labels = rows(res, "body")
+    assert all(i[0] == 2 and lab[0] == -100 for i, lab in zip(inp, labels))
+    assert res.masked.sum() > 0.9 * res.total.sum()
+
+
+def test_processor_special_ids_kinds(tmp_path):
+    from maskpipe.maskers.tokens import processor_special_ids
+
+    def kind(p):
+        def edit(d):
+            d["post_processor"] = p
+        return load_tokenizer(_tokenizer_variant(tmp_path, f"{len(list(tmp_path.iterdir()))}.json", edit), None)
+
+    assert processor_special_ids(load_tokenizer(TOKENIZER, None)) == {2, 3}
+    assert processor_special_ids(kind(None)) == set()
+    assert processor_special_ids(kind({"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[CLS]", 2]})) == {2, 3}
+    seq = {"type": "Sequence", "processors": [{"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True,
+                                                "use_regex": True},
+                                               {"type": "BertProcessing", "sep": ["[SEP]", 3], "cls": ["[MASK]", 4]}]}
+    assert processor_special_ids(kind(seq)) == {3, 4}
