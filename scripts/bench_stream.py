@@ -1,0 +1,267 @@
+"""Benchmark the trainer-side read: ``maskpipe.stream`` against a bare ``tarfile`` loop and plain
+``webdataset`` over the same shards, in one run (issue 14, item 5).
+
+Builds once (or reuses) a maskpipe output under ``.bench/stream/``: the 200k-document bench
+corpus (``scripts/bench.py``'s generator) through privacy (all 8 PII types) + ``mlm`` on ``body``,
+so every sample holds four members: ``body.input_ids.npy``, ``body.labels.npy``, ``body.txt``,
+``subject.txt``. Then times, each reader in its own child process, one pass over every sample:
+
+* ``tarfile raw``: ``tarfile.open(path, "r|")`` per shard, ``extractfile(m).read()`` of every
+  member, samples counted by key (the bar a reader cannot beat by much);
+* ``webdataset raw``: ``wds.WebDataset(urls, shardshuffle=False)``: dicts of raw bytes;
+* ``webdataset decoded``: the same with ``.decode()`` (its default handlers: ``.npy`` ->
+  ``numpy.lib.format.read_array``, ``.txt`` -> str);
+* ``stream raw``: ``maskpipe.stream(out, shuffle=False, decode=False)``: dicts of raw bytes;
+* ``stream decoded``: ``maskpipe.stream(out, shuffle=False)`` (``.npy`` -> array, ``.txt`` -> str),
+  and the same with ``shuffle=True`` (the default a trainer gets) and ``verify=True``;
+* ``stream, DataLoader``: ``ds.loader(batch_size=64, collate_fn=list)`` with ``num_workers=0``
+  and ``num_workers=2`` (lists of decoded samples cross the worker pipe; no tensor collation, so
+  the figure is the read, not torch's collate).
+
+Every reader touches each member it yields (``len``), so a lazy reader cannot win by not
+reading. The page cache is warmed by one untimed ``cat`` of the shards first, so every reader
+starts from the same cache. Also reported: tar bytes vs payload bytes (512-byte header +
+padding per member), the cost of many small members per sample.
+
+    .venv/bin/python scripts/bench_stream.py               # 200k documents (build ~1 min, reads ~1 min)
+    .venv/bin/python scripts/bench_stream.py --docs 20000  # quicker
+    .venv/bin/python scripts/bench_stream.py --only tarfile,stream_decoded --repeat 3
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402 - the corpus generator and pipeline builder, shared with scripts/bench.py
+
+TARGET_TARFILE, TARGET_WDS = 0.8, 1.0
+CASES = ["tarfile", "wds_raw", "wds_decoded", "stream_raw", "stream_decoded", "stream_shuffled",
+         "stream_verify", "loader0", "loader2"]
+LABELS = {
+    "tarfile": "bare tarfile loop, raw bytes of every member",
+    "wds_raw": "webdataset WebDataset(urls), raw bytes",
+    "wds_decoded": "webdataset WebDataset(urls).decode(): npy -> array, txt -> str",
+    "stream_raw": "maskpipe.stream(shuffle=False, decode=False), raw bytes",
+    "stream_decoded": "maskpipe.stream(shuffle=False): npy -> array, txt -> str",
+    "stream_shuffled": "maskpipe.stream(shuffle=True) (the default), decoded",
+    "stream_verify": "maskpipe.stream(shuffle=False, verify=True), decoded",
+    "loader0": "ds.loader(batch_size=64, num_workers=0), decoded",
+    "loader2": "ds.loader(batch_size=64, num_workers=2), decoded",
+}
+
+
+def build(docs: int, shard_samples: int) -> str:
+    """The output folder, built once (reused while its manifest exists)."""
+    out = os.path.join(bench.BENCH, "stream", f"out-{docs}-{shard_samples}")
+    if os.path.exists(os.path.join(out, "manifest.json")):
+        return out
+    meta = bench.ensure_corpus(docs)
+    cfg = bench._pipeline("stream", meta["path"], out, bench.DEFAULT_PRIVACY, True, shard_samples, None)
+    y = bench._write_yaml(cfg, os.path.join(bench.BENCH, "stream", f"pipeline-{docs}.yaml"))
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+    env.setdefault("MASKPIPE_PII_KEY", "bench-key-not-secret")
+    print(f"building {out} ...", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-c", f"import maskpipe; maskpipe.run({y!r}, overwrite=True)"],
+                   check=True, env=env)
+    return out
+
+
+def shard_paths(out: str) -> list[str]:
+    with open(os.path.join(out, "manifest.json")) as f:
+        return [os.path.join(out, s["path"]) for s in json.load(f)["shards"]]
+
+
+def _size(value) -> int:
+    if isinstance(value, (bytes, str)):
+        return len(value)
+    return value.nbytes  # numpy array
+
+
+def _touch(sample: dict) -> int:
+    return sum(_size(v) for k, v in sample.items() if k != "__key__")
+
+
+# ----------------------------------------------------------------------------- readers (child side)
+
+def read_tarfile(out: str) -> tuple[int, int]:
+    import tarfile
+
+    n = size = 0
+    for path in shard_paths(out):
+        key = None
+        with tarfile.open(path, "r|") as tar:
+            for m in tar:
+                data = tar.extractfile(m).read()
+                size += len(data)
+                k = m.name.split(".", 1)[0]
+                if k != key:
+                    n, key = n + 1, k
+    return n, size
+
+
+def read_wds(out: str, decode: bool) -> tuple[int, int]:
+    import webdataset as wds
+
+    ds = wds.WebDataset(shard_paths(out), shardshuffle=False, empty_check=False)
+    if decode:
+        ds = ds.decode()
+    n = size = 0
+    for sample in ds:
+        n += 1
+        size += sum(_size(v) for k, v in sample.items() if not k.startswith("__"))
+    return n, size
+
+
+def read_stream(out: str, **kw) -> tuple[int, int]:
+    import maskpipe
+
+    n = size = 0
+    for sample in maskpipe.stream(out, rank=0, world_size=1, **kw):
+        n += 1
+        size += _touch(sample)
+    return n, size
+
+
+def read_loader(out: str, workers: int) -> tuple[int, int]:
+    import maskpipe
+
+    ds = maskpipe.stream(out, rank=0, world_size=1)
+    n = size = 0
+    for batch in ds.loader(batch_size=64, num_workers=workers, collate_fn=list):
+        n += len(batch)
+        size += sum(_touch(s) for s in batch)
+    return n, size
+
+
+READERS = {
+    "tarfile": read_tarfile,
+    "wds_raw": lambda out: read_wds(out, False),
+    "wds_decoded": lambda out: read_wds(out, True),
+    "stream_raw": lambda out: read_stream(out, shuffle=False, decode=False),
+    "stream_decoded": lambda out: read_stream(out, shuffle=False),
+    "stream_shuffled": lambda out: read_stream(out, shuffle=True),
+    "stream_verify": lambda out: read_stream(out, shuffle=False, verify=True),
+    "loader0": lambda out: read_loader(out, 0),
+    "loader2": lambda out: read_loader(out, 2),
+}
+
+
+def child(case: str, out: str, profile: str | None) -> dict:
+    if profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+    t0 = time.perf_counter()
+    n, size = READERS[case](out)
+    secs = time.perf_counter() - t0
+    if profile:
+        prof.disable()
+        prof.dump_stats(profile)
+    return {"samples": n, "payload_bytes": size, "seconds": secs}
+
+
+# ----------------------------------------------------------------------------- parent
+
+def header_overhead(out: str) -> dict:
+    """Tar bytes vs member data bytes, from the tar headers alone."""
+    from maskpipe.io.tar.reader import TarReader
+
+    members = data = total = 0
+    for path in shard_paths(out):
+        total += os.path.getsize(path)
+        with open(path, "rb") as f:
+            for m in TarReader(f, True):
+                members += 1
+                data += m.size
+    return {"members": members, "data_bytes": data, "tar_bytes": total}
+
+
+def warm(out: str) -> None:
+    for path in shard_paths(out):
+        with open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
+def run_case(case: str, out: str, profile_dir: str | None) -> dict:
+    res = os.path.join(bench.BENCH, "stream", f"result-{case}.json")
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", case, "--out", out, "--result", res]
+    if profile_dir:
+        cmd += ["--profile", os.path.join(profile_dir, f"{case}.prof")]
+    subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    with open(res) as f:
+        return json.load(f)
+
+
+def render(results: dict, over: dict, out: str, n_shards: int) -> str:
+    tar_mb = over["tar_bytes"] / 1e6
+    base = results.get("tarfile")
+    lines = [f"Output: {results[next(iter(results))]['samples']:,} samples in {n_shards} shards, "
+             f"{tar_mb:,.1f} MB of tar ({os.path.relpath(out, bench.ROOT)}).", "",
+             "| reader | what it does | seconds | samples/s | tar MB/s | vs tarfile | vs webdataset (same decoding) |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for case, r in results.items():
+        rate = r["samples"] / r["seconds"]
+        vs_tar = vs_wds = ""
+        if base and case != "tarfile":
+            x = rate / (base["samples"] / base["seconds"])
+            vs_tar = f"{x:.2f}x"
+            if case.startswith("stream") or case.startswith("loader"):
+                vs_tar += f" ({'pass' if x >= TARGET_TARFILE else 'short'})"
+        anchor = results.get("wds_raw" if case == "stream_raw" else "wds_decoded")
+        if anchor and (case.startswith("stream") or case.startswith("loader")):
+            x = rate / (anchor["samples"] / anchor["seconds"])
+            vs_wds = f"{x:.2f}x ({'pass' if x >= TARGET_WDS else 'short'})"
+        lines.append(f"| {case} | {LABELS[case]} | {r['seconds']:.2f} | {rate:,.0f} | {tar_mb / r['seconds']:,.0f} "
+                     f"| {vs_tar} | {vs_wds} |")
+    if "loader0" in results and "loader2" in results:
+        s = (results["loader0"]["seconds"] / results["loader2"]["seconds"])
+        lines += ["", f"DataLoader scaling, num_workers=2 vs 0: {s:.2f}x (machine: {os.cpu_count()} cores)."]
+    lines += ["", f"Members: {over['members']:,} ({over['members'] / max(1, next(iter(results.values()))['samples']):.0f} "
+              f"per sample); member data {over['data_bytes'] / 1e6:,.1f} MB, tar {tar_mb:,.1f} MB: "
+              f"{over['tar_bytes'] / over['data_bytes']:.2f}x the payload "
+              f"({(over['tar_bytes'] - over['data_bytes']) / over['members']:.0f} bytes of header and padding per member)."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=200_000)
+    ap.add_argument("--shard-samples", type=int, default=10_000)
+    ap.add_argument("--only", default="", help="comma-separated cases: " + ",".join(CASES))
+    ap.add_argument("--repeat", type=int, default=1, help="passes per case; the fastest is shown")
+    ap.add_argument("--profile", metavar="DIR", help="write a cProfile of each case to DIR/<case>.prof")
+    ap.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.child:
+        with open(a.result, "w") as f:
+            json.dump(child(a.child, a.out, a.profile), f)
+        return
+    out = build(a.docs, a.shard_samples)
+    cases = [c for c in CASES if not a.only or c in a.only.split(",")]
+    if a.profile:
+        os.makedirs(a.profile, exist_ok=True)
+    warm(out)
+    results = {}
+    for case in cases:
+        runs = [run_case(case, out, a.profile) for _ in range(a.repeat)]
+        results[case] = min(runs, key=lambda r: r["seconds"])
+        r = results[case]
+        print(f"  {case}: {r['samples']:,} samples, {r['seconds']:.2f} s", file=sys.stderr, flush=True)
+    counts = {r["samples"] for r in results.values()}
+    if len(counts) != 1:
+        print(f"WARNING: readers saw different sample counts: {sorted(counts)}", file=sys.stderr)
+    print(render(results, header_overhead(out), out, len(shard_paths(out))))
+
+
+if __name__ == "__main__":
+    main()
