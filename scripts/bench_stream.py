@@ -72,6 +72,29 @@ def build(docs: int, shard_samples: int) -> str:
     return out
 
 
+def first_shards(out: str, n: int) -> str:
+    """A view of ``out`` holding only its first ``n`` shards (symlinks and a trimmed manifest),
+    for a quicker run on a busy machine: per-sample costs do not depend on how many shards."""
+    with open(os.path.join(out, "manifest.json")) as f:
+        manifest = json.load(f)
+    view = f"{out}-first{n}"
+    os.makedirs(view, exist_ok=True)
+    shards = manifest["shards"][:n]
+    for s in shards:
+        link = os.path.join(view, s["path"])
+        if not os.path.lexists(link):
+            os.symlink(os.path.join(out, s["path"]), link)
+    samples = sum(s["samples"] for s in shards)
+    manifest["shards"] = shards
+    manifest["totals"].update(shards=len(shards), samples=samples, bytes=sum(s["bytes"] for s in shards))
+    for field in manifest.get("fields") or []:
+        field["samples"] = samples
+    manifest.pop("generations", None)
+    with open(os.path.join(view, "manifest.json"), "w") as f:
+        json.dump(manifest, f)
+    return view
+
+
 def shard_paths(out: str) -> list[str]:
     with open(os.path.join(out, "manifest.json")) as f:
         return [os.path.join(out, s["path"]) for s in json.load(f)["shards"]]
@@ -152,7 +175,23 @@ READERS = {
 }
 
 
+def use_source(src: str) -> None:
+    """Import maskpipe from the checkout ``src`` instead of the installed one (before/after runs)."""
+    import importlib.util
+
+    init = os.path.join(src, "maskpipe", "__init__.py")
+    spec = importlib.util.spec_from_file_location("maskpipe", init, submodule_search_locations=[os.path.dirname(init)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["maskpipe"] = module
+    spec.loader.exec_module(module)
+
+
 def child(case: str, out: str, profile: str | None) -> dict:
+    # imports are not the read: torch alone takes seconds to import
+    if case.startswith("wds"):
+        import webdataset  # noqa: F401
+    elif case != "tarfile":
+        import maskpipe.streaming.dataset  # noqa: F401 - imports torch
     if profile:
         import cProfile
 
@@ -190,9 +229,11 @@ def warm(out: str) -> None:
                 pass
 
 
-def run_case(case: str, out: str, profile_dir: str | None) -> dict:
+def run_case(case: str, out: str, profile_dir: str | None, src: str | None) -> dict:
     res = os.path.join(bench.BENCH, "stream", f"result-{case}.json")
     cmd = [sys.executable, os.path.abspath(__file__), "--child", case, "--out", out, "--result", res]
+    if src:
+        cmd += ["--maskpipe-src", src]
     if profile_dir:
         cmd += ["--profile", os.path.join(profile_dir, f"{case}.prof")]
     subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -235,25 +276,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=200_000)
     ap.add_argument("--shard-samples", type=int, default=10_000)
+    ap.add_argument("--shards", type=int, default=0, help="read only the first N shards (0: all)")
     ap.add_argument("--only", default="", help="comma-separated cases: " + ",".join(CASES))
     ap.add_argument("--repeat", type=int, default=1, help="passes per case; the fastest is shown")
     ap.add_argument("--profile", metavar="DIR", help="write a cProfile of each case to DIR/<case>.prof")
+    ap.add_argument("--maskpipe-src", metavar="DIR", help="time the maskpipe package of another checkout "
+                    "(e.g. `git archive <commit> maskpipe | tar -x -C DIR`) for a before/after comparison")
     ap.add_argument("--child", choices=CASES, help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--result", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.maskpipe_src:
+        use_source(os.path.abspath(a.maskpipe_src))
     if a.child:
         with open(a.result, "w") as f:
             json.dump(child(a.child, a.out, a.profile), f)
         return
     out = build(a.docs, a.shard_samples)
+    if a.shards:
+        out = first_shards(out, a.shards)
     cases = [c for c in CASES if not a.only or c in a.only.split(",")]
     if a.profile:
         os.makedirs(a.profile, exist_ok=True)
     warm(out)
     results = {}
     for case in cases:
-        runs = [run_case(case, out, a.profile) for _ in range(a.repeat)]
+        runs = [run_case(case, out, a.profile, a.maskpipe_src) for _ in range(a.repeat)]
         results[case] = min(runs, key=lambda r: r["seconds"])
         r = results[case]
         print(f"  {case}: {r['samples']:,} samples, {r['seconds']:.2f} s", file=sys.stderr, flush=True)
