@@ -197,13 +197,13 @@ def child(case: str, out: str, profile: str | None) -> dict:
 
         prof = cProfile.Profile()
         prof.enable()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     n, size = READERS[case](out)
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     if profile:
         prof.disable()
         prof.dump_stats(profile)
-    return {"samples": n, "payload_bytes": size, "seconds": secs}
+    return {"samples": n, "payload_bytes": size, "seconds": secs, "cpu_s": cpu}
 
 
 # ----------------------------------------------------------------------------- parent
@@ -246,8 +246,9 @@ def render(results: dict, over: dict, out: str, n_shards: int) -> str:
     base = results.get("tarfile")
     lines = [f"Output: {results[next(iter(results))]['samples']:,} samples in {n_shards} shards, "
              f"{tar_mb:,.1f} MB of tar ({os.path.relpath(out, bench.ROOT)}).", "",
-             "| reader | what it does | seconds | samples/s | tar MB/s | vs tarfile | vs webdataset (same decoding) |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| reader | what it does | seconds | samples/s | tar MB/s | vs tarfile | vs webdataset (same decoding) "
+             "| CPU-s (main process) | vs tarfile, per CPU-s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for case, r in results.items():
         rate = r["samples"] / r["seconds"]
         vs_tar = vs_wds = ""
@@ -260,8 +261,9 @@ def render(results: dict, over: dict, out: str, n_shards: int) -> str:
         if anchor and (case.startswith("stream") or case.startswith("loader")):
             x = rate / (anchor["samples"] / anchor["seconds"])
             vs_wds = f"{x:.2f}x ({'pass' if x >= TARGET_WDS else 'short'})"
+        cpu_ratio = f"{base['cpu_s'] / r['cpu_s']:.2f}x" if base and case != "tarfile" and case != "loader2" else ""
         lines.append(f"| {case} | {LABELS[case]} | {r['seconds']:.2f} | {rate:,.0f} | {tar_mb / r['seconds']:,.0f} "
-                     f"| {vs_tar} | {vs_wds} |")
+                     f"| {vs_tar} | {vs_wds} | {r['cpu_s']:.2f} | {cpu_ratio} |")
     if "loader0" in results and "loader2" in results:
         s = (results["loader0"]["seconds"] / results["loader2"]["seconds"])
         lines += ["", f"DataLoader scaling, num_workers=2 vs 0: {s:.2f}x (machine: {os.cpu_count()} cores)."]
@@ -278,7 +280,8 @@ def main() -> None:
     ap.add_argument("--shard-samples", type=int, default=10_000)
     ap.add_argument("--shards", type=int, default=0, help="read only the first N shards (0: all)")
     ap.add_argument("--only", default="", help="comma-separated cases: " + ",".join(CASES))
-    ap.add_argument("--repeat", type=int, default=1, help="passes per case; the fastest is shown")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds over all cases (interleaved, so a busy "
+                    "spell hits every case alike); each case's fastest pass is shown")
     ap.add_argument("--profile", metavar="DIR", help="write a cProfile of each case to DIR/<case>.prof")
     ap.add_argument("--maskpipe-src", metavar="DIR", help="time the maskpipe package of another checkout "
                     "(e.g. `git archive <commit> maskpipe | tar -x -C DIR`) for a before/after comparison")
@@ -299,12 +302,14 @@ def main() -> None:
     if a.profile:
         os.makedirs(a.profile, exist_ok=True)
     warm(out)
-    results = {}
-    for case in cases:
-        runs = [run_case(case, out, a.profile, a.maskpipe_src) for _ in range(a.repeat)]
-        results[case] = min(runs, key=lambda r: r["seconds"])
-        r = results[case]
-        print(f"  {case}: {r['samples']:,} samples, {r['seconds']:.2f} s", file=sys.stderr, flush=True)
+    results: dict = {}
+    for _ in range(a.repeat):
+        for case in cases:
+            r = run_case(case, out, a.profile, a.maskpipe_src)
+            print(f"  {case}: {r['samples']:,} samples, {r['seconds']:.2f} s, {r['cpu_s']:.2f} CPU-s",
+                  file=sys.stderr, flush=True)
+            if case not in results or r["seconds"] < results[case]["seconds"]:
+                results[case] = r
     counts = {r["samples"] for r in results.values()}
     if len(counts) != 1:
         print(f"WARNING: readers saw different sample counts: {sorted(counts)}", file=sys.stderr)
