@@ -20,12 +20,16 @@ so every sample holds four members: ``body.input_ids.npy``, ``body.labels.npy``,
 
 Every reader touches each member it yields (``len``), so a lazy reader cannot win by not
 reading. The page cache is warmed by one untimed ``cat`` of the shards first, so every reader
-starts from the same cache. Also reported: tar bytes vs payload bytes (512-byte header +
-padding per member), the cost of many small members per sample.
+starts from the same cache. Imports are outside the timing. Each case reports its wall clock and
+the CPU seconds of its main process (``time.process_time()``): on a shared machine the CPU
+seconds are the stabler figure. Also reported: tar bytes vs payload bytes (512-byte header +
+padding per member), the cost of many small members per sample. Results: docs/benchmarks.md,
+"Trainer-side read".
 
     .venv/bin/python scripts/bench_stream.py               # 200k documents (build ~1 min, reads ~1 min)
     .venv/bin/python scripts/bench_stream.py --docs 20000  # quicker
-    .venv/bin/python scripts/bench_stream.py --only tarfile,stream_decoded --repeat 3
+    .venv/bin/python scripts/bench_stream.py --shards 2 --repeat 2  # first 2 shards, 2 interleaved rounds
+    .venv/bin/python scripts/bench_stream.py --only tarfile,stream_decoded --profile /tmp/prof
 """
 from __future__ import annotations
 
