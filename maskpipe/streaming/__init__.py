@@ -39,6 +39,7 @@ def stream(
     remask: bool = False,
     epochs: int | None = None,
     generation: int | None = None,
+    decode: bool = True,
 ) -> "StreamDataset":
     """Open a maskpipe output as a ``torch.utils.data.IterableDataset`` of decoded samples.
 
@@ -75,6 +76,9 @@ def stream(
         generation: For an output grown by ``maskpipe run --incremental``: read it as
             generation ``generation`` left it (the shards of generations 1 to ``generation``).
             None (default): the latest generation, every shard the manifest lists.
+        decode: ``False``: every member's value is its raw bytes (``__key__`` still the original
+            key), for a trainer that decodes by itself (images, its own ``.npy`` reader). The
+            order, resume and checks are the same. Not with ``remask``.
 
     Returns:
         A ``StreamDataset`` with ``set_epoch``, ``state_dict``/``load_state_dict``,
@@ -93,4 +97,4 @@ def stream(
 
     return StreamDataset(source, rank=rank, world_size=world_size, shuffle=shuffle, seed=seed, epoch=epoch,
                          verify=verify, fields=fields, even=even, shuffle_buffer=shuffle_buffer, remask=remask,
-                         epochs=epochs, generation=generation)
+                         epochs=epochs, generation=generation, decode=decode)

@@ -53,7 +53,8 @@ class StreamDataset(IterableDataset):
     """
 
     def __init__(self, source, *, rank=None, world_size=None, shuffle=True, seed=0, epoch=0, verify=False,
-                 fields=None, even=None, shuffle_buffer=1000, remask=False, epochs=None, generation=None):
+                 fields=None, even=None, shuffle_buffer=1000, remask=False, epochs=None, generation=None,
+                 decode=True):
         if (rank is None) != (world_size is None):
             raise StreamError("stream: pass both rank and world_size, or neither (then "
                               "torch.distributed decides)")
@@ -66,6 +67,12 @@ class StreamDataset(IterableDataset):
         for name, value in (("seed", seed), ("epoch", epoch)):
             if not is_int(value) or value < 0:
                 raise StreamError(f"stream: {name} must be an int >= 0, got {value!r}")
+        if not isinstance(decode, bool):
+            raise StreamError(f"stream: decode must be True or False, got {decode!r}")
+        if remask and not decode:
+            raise StreamError("stream: remask=True needs decoded samples; pass decode=True (the default) "
+                              "or remask=False")
+        self.decode = decode
         self._shards = ShardSet(os.fspath(source), verify, generation)
         self.fields = check_fields(fields, self._shards.manifest.fields, self._shards.manifest_path)
         self._remask = remask_hook(self._shards, remask, epochs)   # online re-masking (streaming/remask/)
@@ -228,16 +235,17 @@ class StreamDataset(IterableDataset):
         shards = self._shards.for_epoch(epoch)   # an epochs: K output: epoch (epoch mod K)'s copies
         cursor = Cursor(shards, *order.shard_order(shards.counts, self.shuffle, self.seed, epoch),
                         self._remask.read_fields(self.fields) if self._remask else self.fields)
+        raw = not self.decode
         try:
             if not self.shuffle:
                 for pos in range(lo, hi):
-                    yield shards.decode(*cursor.take(pos))
+                    yield shards.decode(*cursor.take(pos), raw)
                 return
             total = int(shards.counts.sum())
             for wanted in order.shuffled_windows(lo, hi, total, self.shuffle_buffer, self.seed, epoch):
-                raw = {int(pos): cursor.take(int(pos)) for pos in np.sort(wanted)}
+                taken = {int(pos): cursor.take(int(pos)) for pos in np.sort(wanted)}
                 for pos in wanted:
-                    yield shards.decode(*raw.pop(int(pos)))
+                    yield shards.decode(*taken.pop(int(pos)), raw)
         finally:
             cursor.close()
 

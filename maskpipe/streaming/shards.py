@@ -1,14 +1,11 @@
 """Reading an output's shards: open and check each against its manifest entry, walk it with the
-one tar reader (:mod:`maskpipe.io.tar.reader`), decode the members asked for.
-
-Decoding never unpickles: ``.npy`` -> numpy array (object arrays refused), ``.txt`` -> str,
-``.json`` -> object, anything else (``.pyd``, ``.pth``, ``.jpg``, ...) -> raw bytes.
+one tar reader (:mod:`maskpipe.io.tar.reader`), decode the members asked for (:mod:`.decode`:
+never unpickles).
 """
 from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import os
 import posixpath
@@ -20,6 +17,7 @@ import numpy as np
 from maskpipe.errors import os_reason
 from maskpipe.io.tar import KEY_MEMBER
 from maskpipe.io.tar.reader import TarFormatError, TarReader, split_name
+from maskpipe.streaming.decode import decode_member
 from maskpipe.streaming.errors import ShardError, StreamError
 from maskpipe.streaming.manifest import fs_path, locate, parse_manifest
 
@@ -58,6 +56,7 @@ class ShardSet:
         of = self.manifest.epochs or (0,) * len(self.manifest.shards)
         self.entries = tuple(s for s, e in zip(self.manifest.shards, of) if e == epoch)
         self.counts = np.array([s[1] for s in self.entries], dtype=np.int64)
+        self._labels = tuple(f"shard {posixpath.join(self.folder, s[0])!r}" for s in self.entries)
         self.epoch = epoch
 
     def for_epoch(self, epoch: int) -> "ShardSet":
@@ -76,7 +75,7 @@ class ShardSet:
         return state
 
     def label(self, index: int) -> str:
-        return f"shard {posixpath.join(self.folder, self.entries[index][0])!r}"
+        return self._labels[index]
 
     def _filesystem(self):
         if self._fs is None or self._fs[0] != os.getpid():
@@ -138,14 +137,19 @@ class ShardSet:
         except OSError as e:
             raise ShardError(f"shard {location!r}: cannot be opened ({os_reason(e)}); {_GONE}") from None
 
-    def decode(self, index: int, position: int, key: str, members: dict[str, bytes]) -> dict:
+    def decode(self, index: int, position: int, key: str, members: dict[str, bytes], raw: bool = False) -> dict:
         """A sample as the stream yields it: ``__key__`` unescaped (or, for a key shortened to
-        fit the tar name field, read from its ``__key__.txt`` member), members decoded."""
+        fit the tar name field, read from its ``__key__.txt`` member), members decoded (left as
+        bytes with ``raw``)."""
         original = members.pop(KEY_MEMBER, None)
         sample: dict[str, Any] = {"__key__": unquote(key) if original is None else
                                   decode_member(KEY_MEMBER, original, self.label(index), position)}
+        if raw:
+            sample.update(members)
+            return sample
+        label = self._labels[index]
         for field, data in members.items():
-            sample[field] = decode_member(field, data, self.label(index), position)
+            sample[field] = decode_member(field, data, label, position)
         return sample
 
 
@@ -239,21 +243,3 @@ def _tar_errors(items: Iterator, label: str) -> Iterator:
     except TarFormatError as e:
         raise ShardError(f"{label}: {e.problem} at tar header #{e.member}; the shard is corrupt, re-copy it "
                          "or re-run the pipeline") from None
-
-
-def decode_member(field: str, data: bytes, label: str, position: int):
-    ext = field.rpartition(".")[2]
-    try:
-        if ext == "npy":
-            # read_array, not np.load: np.load would also accept a zip (npz) payload.
-            return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-        if ext == "txt":
-            return data.decode("utf-8")
-        if ext == "json":
-            return json.loads(data)
-    except (ValueError, UnicodeDecodeError, EOFError) as e:
-        hint = ("object arrays need unpickling, which maskpipe never does"
-                if "allow_pickle" in str(e) else type(e).__name__)
-        raise ShardError(f"{label}: sample #{position} field {field!r} does not decode as "
-                         f".{ext} ({hint})") from None
-    return data

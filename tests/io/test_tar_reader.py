@@ -175,3 +175,54 @@ def test_split_name_groups_as_webdataset_does():
     assert split_name("k.txt") == ("k", "txt")
     assert split_name("a.b/c") == ("a.b/c", "")
     assert split_name("noext") == ("noext", "")
+
+
+class Trickle(Unseekable):
+    """A stream that hands out at most `step` bytes per read call (a slow network read)."""
+
+    def __init__(self, data: bytes, step: int):
+        super().__init__(data)
+        self._step = step
+
+    def read(self, n=-1):
+        return self._b.read(self._step if n is None or n < 0 else min(n, self._step))
+
+
+@settings(max_examples=100, deadline=None)
+@given(sizes=st.lists(st.integers(0, 3000), max_size=8), chunk=st.integers(512, 2048),
+       step=st.sampled_from([None, 1, 333, 4096]), skip_every=st.integers(1, 3))
+def test_buffer_edges_match_tarfile(monkeypatch_module, sizes, chunk, step, skip_every):
+    """Members that cross the read-ahead buffer's end, are larger than it, or arrive a few bytes
+    per read call come back exactly as tarfile reads them (the buffer shrunk to make every edge
+    likely)."""
+    import maskpipe.io.tar.reader as reader_module
+
+    members = [(f"k{i}.f{i % 3}", bytes([i % 251]) * size) for i, size in enumerate(sizes)]
+    data = tar_bytes(members)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tf:
+        expected = [(m.name, tf.extractfile(m).read()) for m in tf]
+    monkeypatch_module.setattr(reader_module, "_READ_CHUNK", chunk)
+    want = lambda i: i % skip_every == 0  # noqa: E731 - the others are skipped unread
+    for f, seekable in ((io.BytesIO(data), True), (Unseekable(data) if step is None else Trickle(data, step), False)):
+        reader = TarReader(f, seekable, len(data) if seekable else None)
+        got = [(m.name, reader.read() if want(i) else None) for i, m in enumerate(reader)]
+        assert [n for n, _ in got] == [n for n, _ in expected]
+        assert [d for _, d in got if d is not None] == [d for i, (_, d) in enumerate(expected) if want(i)]
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def test_truncation_inside_the_buffer_is_still_reported(monkeypatch):
+    import maskpipe.io.tar.reader as reader_module
+
+    monkeypatch.setattr(reader_module, "_READ_CHUNK", 600)
+    data = tar_bytes([("a.txt", b"x" * 2000), ("b.txt", b"y" * 10)])
+    cut = data[:512 + 1000]   # ends inside a.txt's data
+    for seekable in (True, False):
+        reader = TarReader(io.BytesIO(cut) if seekable else Unseekable(cut), seekable, len(cut) if seekable else None)
+        with pytest.raises(TarFormatError, match="truncated"):
+            [reader.read() for _ in reader]

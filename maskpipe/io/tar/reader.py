@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from maskpipe.io.tar import BLOCK
 
 _ZERO_BLOCK = bytes(BLOCK)
-_READ_CHUNK = 1 << 20
+_READ_CHUNK = 1 << 20    # bytes read from the file at a time; headers and small members are sliced from it
+_BLANK_CHECKSUM = 8 * 32  # the checksum field counts as eight spaces
 _REGULAR = (b"0", b"\0", b"7")
 _NO_DATA = (b"1", b"2", b"3", b"4", b"5", b"6")   # links, devices, folders, FIFOs: size ignored
 _KINDS = {b"1": "hard link", b"2": "symbolic link", b"3": "character device", b"4": "block device",
@@ -44,9 +44,8 @@ class TarFormatError(Exception):
         self.problem, self.member = problem, member
 
 
-@dataclass(frozen=True)
-class Member:
-    """One tar member.
+class Member(NamedTuple):
+    """One tar member (a named tuple: cheap to make, one per member of every shard read).
 
     Args:
         name: the full name (PAX and GNU long names applied), decoded as UTF-8 with
@@ -84,6 +83,9 @@ class Member:
 def split_name(name: str) -> tuple[str, str]:
     """(sample key, extension) as WebDataset groups members: the key is the name up to the
     first dot of its last path part (``a/b.c.txt`` -> ``a/b``, ``c.txt``); no dot: no extension."""
+    if "/" not in name:
+        key, dot, ext = name.partition(".")
+        return (key, ext) if dot else (name, "")
     d, base = posixpath.split(name)
     if "." not in base:
         return name, ""
@@ -108,7 +110,9 @@ class TarReader:
 
     def __init__(self, f, seekable: bool = False, size: int | None = None):
         self._f, self._seekable, self._size = f, seekable, size
-        self._pos = 0            # bytes consumed from f
+        self._pos = 0            # bytes of the archive consumed (read and used, or skipped)
+        self._buf = b""          # bytes read from f ahead of use: the unconsumed ones are _buf[_off:]
+        self._off = 0
         self._left = 0           # data + padding of the current member not consumed yet
         self._data = 0           # data bytes of the current member (0 once read)
         self._headers = 0
@@ -161,12 +165,15 @@ class TarReader:
 
     def _check(self, header: bytes) -> None:
         """The checksum, computed as tarfile does (unsigned, or signed as some old tars wrote it)."""
-        rest = header[:148] + b" " * 8 + header[156:]
         try:
             stored = int(_nts(header[148:156]).strip() or b"0", 8)
         except ValueError:
             stored = -1
-        if stored != sum(rest) and stored != sum(b - 256 if b > 127 else b for b in rest):
+        unsigned = sum(header) - sum(header[148:156]) + _BLANK_CHECKSUM
+        if stored == unsigned:
+            return
+        rest = header[:148] + b" " * 8 + header[156:]
+        if stored != sum(b - 256 if b > 127 else b for b in rest):
             raise TarFormatError("tar header is damaged (bad checksum)", self._headers)
 
     def _number(self, field: bytes) -> int:
@@ -196,6 +203,9 @@ class TarReader:
         return name, size
 
     # -- bytes -------------------------------------------------------------------------------
+    # The file is read _READ_CHUNK bytes at a time into _buf; headers and small members are
+    # slices of it (one read call per megabyte, not two per member). Data beyond the buffer is
+    # read directly, or seeked past on a local file.
     def _body(self, size: int) -> bytes:
         """A header extension's data (PAX records, GNU long name), padding consumed."""
         data = self._exact(size) if size else b""
@@ -205,6 +215,14 @@ class TarReader:
     def _skip(self, n: int) -> None:
         if not n:
             return
+        have = len(self._buf) - self._off
+        if n <= have:
+            self._off += n
+            self._pos += n
+            return
+        self._buf, self._off = b"", 0
+        self._pos += have
+        n -= have
         if self._seekable:
             if self._size is not None and self._pos + n > self._size:
                 raise TarFormatError("ends inside a tar record (truncated)", self._headers)
@@ -219,19 +237,33 @@ class TarReader:
             self._pos += len(chunk)
 
     def _exact(self, size: int, eof_ok: bool = False) -> bytes | None:
-        parts, need = [], size
-        while need:
-            chunk = self._f.read(need)
+        off = self._off
+        end = off + size
+        if end <= len(self._buf):
+            self._off = end
+            self._pos += size
+            return self._buf[off:end]
+        parts = [self._buf[off:]]
+        have = len(parts[0])
+        self._buf, self._off = b"", 0
+        while have < size:
+            # a small member: read a whole chunk ahead; a large one: read it as it is
+            chunk = self._f.read(max(size - have, _READ_CHUNK) if size < _READ_CHUNK else size - have)
             if not chunk:
                 break
             parts.append(chunk)
-            need -= len(chunk)
-        self._pos += size - need
-        if need:
-            if eof_ok and need == size:
+            have += len(chunk)
+        if have < size:
+            self._pos += have
+            if eof_ok and have == 0:
                 return None
             raise TarFormatError("ends inside a tar record (truncated)", self._headers)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        if have > size:  # keep what was read ahead
+            self._buf, self._off = data, size
+            data = data[:size]
+        self._pos += size
+        return data
 
 
 def _nts(field: bytes) -> bytes:

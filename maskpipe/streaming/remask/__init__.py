@@ -158,7 +158,7 @@ def _decoded(member: str, arr) -> list:
     import pyarrow.compute as pc
 
     from maskpipe.io.tar.writer import column_payloads
-    from maskpipe.streaming.shards import decode_member
+    from maskpipe.streaming.decode import decode_member
 
     if member.endswith(".npy"):
         lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
