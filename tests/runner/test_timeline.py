@@ -45,4 +45,4 @@ def test_a_run_logs_its_timeline(ray_local, tmp_path):
     assert {"decide", "ray_start", "tasks", "commit"} <= set(phases) and min(phases.values()) >= 0
     assert 1 <= timeline[0]["tasks"] <= res.shards   # write tasks: groups of whole shards here
     # the phases cover the run from its start to its commit: only the result's assembly is left out
-    assert 0 <= res.seconds - sum(phases.values()) < 1.0
+    assert -0.01 <= res.seconds - sum(phases.values()) < 1.0   # phases are rounded to ms
