@@ -403,9 +403,12 @@ def child_ray_start(args) -> dict:
 
 
 def child_bare_ray(args) -> dict:
-    """The fixed-cost yardstick: ``python -c "import ray; ray.init(); ray.shutdown()"``, process wall."""
+    """The fixed-cost yardstick: ``python -c "import ray; ray.init(); ray.shutdown()"``, process wall.
+    ``address="local"``: always a fresh instance, as maskpipe's embedded one (a bare ``ray.init()``
+    joins the cluster named in /tmp/ray/ray_current_cluster if one was started on the machine)."""
     t0 = time.time()
-    p = subprocess.run([sys.executable, "-c", "import ray; ray.init(); ray.shutdown()"], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", "import ray; ray.init(address='local'); ray.shutdown()"],
+                       capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         raise RuntimeError(f"bare ray failed: {p.stderr[-2000:]}")
     return {"seconds": time.time() - t0}
