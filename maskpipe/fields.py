@@ -18,14 +18,15 @@ Example:
 """
 from __future__ import annotations
 
-import functools
-import io
 import json
+import math
 from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from maskpipe.streaming.decode import npy_header
 
 NAMES_COLUMN = "__members"
 LENGTHS_COLUMN = "__member_len"
@@ -38,25 +39,15 @@ def decodes_to(suffix: str) -> str:
     return {"npy": "ndarray", "txt": "str", "json": "json"}.get(ext, "bytes")
 
 
-@functools.lru_cache(maxsize=4096)
-def _header_facts(header: bytes) -> tuple[str, int]:
-    """(dtype name, elements) of one ``.npy`` header. Explicit cache keyed by the header's bytes:
-    numpy parses a header with ``ast.literal_eval`` (~0.2 ms), and a token column repeats the
-    same few hundred headers (one per sequence length) in every batch."""
-    f = io.BytesIO(header)
-    read = np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(f) == (1, 0) \
-        else np.lib.format.read_array_header_2_0
-    shape, _fortran, dtype = read(f)
-    return np.dtype(dtype).name, (int(np.prod(shape)) if shape else 1)
-
-
 def _npy_facts(prefixes: list[bytes] | None) -> tuple[str | None, np.ndarray | None]:
     """(dtype name, elements per prefix) from the ``.npy`` headers the writer prepended."""
     if not prefixes:
         return None, None
-    facts = [_header_facts(bytes(h)) for h in prefixes]
-    dtypes = {d for d, _ in facts}
-    return (dtypes.pop() if len(dtypes) == 1 else None), np.array([k for _, k in facts], dtype=np.int64)
+    # one header parse per distinct header (a token column repeats the same few hundred, one per
+    # sequence length, in every batch): numpy's parse is an ast.literal_eval, ~0.2 ms each
+    facts = [npy_header(bytes(h)) for h in prefixes]
+    dtypes = {d.name for d, _, _ in facts}
+    return (dtypes.pop() if len(dtypes) == 1 else None), np.array([math.prod(s) for _, s, _ in facts], dtype=np.int64)
 
 
 def member_columns(columns: list, good_idx: np.ndarray, n: int) -> dict[str, pa.Array]:

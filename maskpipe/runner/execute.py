@@ -324,7 +324,7 @@ def _run_tasks(d: "Decision", job, cpus: int, debug: bool, timeline: Timeline) -
     groups = group_units(d.units, spec.shard_samples, cpus)
     fn, write, size = _processor(job, debug), _writer(spec, debug), cfg.execution.batch_size
 
-    @ray.remote(retry_exceptions=False)
+    @ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False)
     def task(units, rspec):
         def batches():
             for block in read_units(rspec, units):
@@ -333,7 +333,6 @@ def _run_tasks(d: "Decision", job, cpus: int, debug: bool, timeline: Timeline) -
         return write(batches())
 
     limit = max(1, cfg.execution.parallelism or len(groups))
-    task = task.options(max_retries=MAX_RETRIES)
     results: dict = {}
     failed: dict[int, BaseException] = {}
     pending: dict = {}

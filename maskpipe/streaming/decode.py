@@ -36,11 +36,7 @@ def npy_array(data: bytes) -> np.ndarray:
     if data[:6] == _MAGIC and data[6:8] in (b"\x01\x00", b"\x02\x00"):
         start = 10 if data[6] == 1 else 12
         end = start + int.from_bytes(data[8:start], "little")
-        preamble = data[:end]
-        parsed = _HEADERS.get(preamble)
-        if parsed is None:
-            parsed = _parse_header(preamble)
-        dtype, shape, fortran = parsed
+        dtype, shape, fortran = npy_header(data[:end])
         count = 1
         for n in shape:
             count *= n
@@ -50,6 +46,18 @@ def npy_array(data: bytes) -> np.ndarray:
         return flat.reshape(shape, order="F" if fortran else "C")
     # npy 3.0 (utf-8 field names) or anything unusual: numpy's own reader
     return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+
+
+def npy_header(preamble: bytes) -> tuple[np.dtype, tuple[int, ...], bool]:
+    """(dtype, shape, fortran order) of an ``.npy`` preamble (magic, version, length, header
+    dict), parsed once per distinct preamble (the writer's side reads its own headers with it too:
+    :mod:`maskpipe.fields`).
+
+    Raises:
+        ValueError: not a version 1 or 2 ``.npy`` preamble, or an object array.
+    """
+    parsed = _HEADERS.get(preamble)
+    return parsed if parsed is not None else _parse_header(preamble)
 
 
 def _parse_header(preamble: bytes) -> tuple[np.dtype, tuple[int, ...], bool]:
